@@ -1,0 +1,114 @@
+// lmtune public API: load Hugging Face checkpoints, run Llama-family models forward/backward with LoRA, generate.
+#ifndef LMTUNE_H
+#define LMTUNE_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LMTUNE_VERSION "0.1.0"
+
+// Every fallible call returns 0 on success, -1 on failure with a message in err.
+typedef struct lt_err { char msg[1024]; } lt_err;
+
+typedef enum {
+  LT_DTYPE_F32 = 0, LT_DTYPE_F16, LT_DTYPE_BF16, LT_DTYPE_F64, LT_DTYPE_I64, LT_DTYPE_I32,
+  LT_DTYPE_I16, LT_DTYPE_I8, LT_DTYPE_U8, LT_DTYPE_BOOL, LT_DTYPE_COUNT
+} lt_dtype;
+
+typedef struct lt_model lt_model;     // config + weights + trainable registry
+typedef struct lt_kvcache lt_kvcache; // per-sequence key/value cache for decoding
+
+typedef enum { LT_TRAIN_FROZEN = 0, LT_TRAIN_LORA, LT_TRAIN_FULL } lt_train_mode;
+
+// LoRA targets are a bitmask over the seven projections.
+enum {
+  LT_LORA_Q = 1 << 0, LT_LORA_K = 1 << 1, LT_LORA_V = 1 << 2, LT_LORA_O = 1 << 3,
+  LT_LORA_GATE = 1 << 4, LT_LORA_UP = 1 << 5, LT_LORA_DOWN = 1 << 6, LT_LORA_ALL = 0x7f
+};
+
+typedef struct lt_lora_config {
+  int r;
+  float alpha;
+  float dropout;
+  int use_rslora;
+  unsigned targets;   // LT_LORA_* mask
+  uint64_t seed;      // init of A and the dropout stream
+} lt_lora_config;
+
+// Parse "q_proj,v_proj" (or "all") into a target mask.
+int lt_lora_parse_targets(const char *list, unsigned *mask, lt_err *err);
+
+// Load a Hugging Face model folder (config.json + safetensors, single or sharded).
+int lt_model_load(lt_model **out, const char *dir, lt_err *err);
+void lt_model_free(lt_model *m);
+
+// Make parameters trainable. Full: every weight gets f32 storage and gradients. LoRA: fresh adapters as PEFT
+// initialises them (A Kaiming-uniform, B zero). Frozen: nothing trains.
+int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_config *lora, lt_err *err);
+// Load a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) as the trainable set.
+int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err);
+
+// Logits for one sequence: ids (T) -> logits (T, vocab).
+int lt_model_logits(lt_model *m, const int32_t *ids, int T, float *logits, lt_err *err);
+
+// Training step pieces: batch (B, T) of ids, attention mask (1 = token, 0 = padding; may be NULL) and labels
+// (unshifted, as in transformers: -100 ignored). Computes the mean loss over valid shifted labels, and with
+// backward != 0 accumulates gradients into the trainable parameters.
+int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                  int backward, float *loss, lt_err *err);
+void lt_model_zero_grad(lt_model *m);
+
+// Trainable parameter registry.
+int lt_model_num_params(const lt_model *m);        // all base weights
+int64_t lt_model_param_count(const lt_model *m);   // total base elements
+int lt_model_num_trainable(const lt_model *m);
+// i-th trainable tensor: name (PEFT/HF naming), f32 values and gradient, element count, shape.
+int lt_model_trainable(const lt_model *m, int i, const char **name, float **w, float **g, int64_t *numel,
+                       int64_t shape[2]);
+
+// Generation.
+typedef struct lt_sampling {
+  float temperature;        // 0 = greedy
+  int top_k;                // 0 = off
+  float top_p;              // 1 = off
+  float repetition_penalty; // 1 = off
+  uint64_t seed;
+} lt_sampling;
+
+int lt_kvcache_new(lt_kvcache **out, const lt_model *m, int max_len, lt_err *err);
+void lt_kvcache_free(lt_kvcache *c);
+void lt_kvcache_reset(lt_kvcache *c);
+int lt_kvcache_len(const lt_kvcache *c);
+// Feed n tokens; writes logits (n, vocab) if all_logits else (1, vocab) for the last token.
+int lt_model_decode(lt_model *m, lt_kvcache *c, const int32_t *ids, int n, float *logits, int all_logits,
+                    lt_err *err);
+int lt_sample(const float *logits, int vocab, const lt_sampling *s, const int32_t *history, int n_history,
+              uint64_t step, float *scratch, int32_t *out_id);
+// Generate up to max_new tokens after prompt; stops on any EOS id. out receives new ids; *n_out their count.
+int lt_generate(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, const lt_sampling *s,
+                int32_t *out, int *n_out, lt_err *err);
+
+// Model facts.
+typedef struct lt_model_info {
+  const char *architecture;
+  const char *model_type;
+  const char *dtype;  // storage dtype of the weights
+  int vocab, hidden, layers, heads, kv_heads, head_dim, ffn;
+  int tied;
+  int64_t params;
+  int n_eos;
+  const int32_t *eos_ids;
+} lt_model_info;
+void lt_model_get_info(const lt_model *m, lt_model_info *info);
+
+const char *lt_dtype_name(lt_dtype t);
+
+// NumPy .npy (v1.0) float32 writer, C order, written atomically.
+int lt_npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim, lt_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

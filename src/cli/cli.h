@@ -1,0 +1,28 @@
+// CLI helpers shared by the verbs. Only src/cli prints and chooses exit codes.
+#ifndef LT_CLI_H
+#define LT_CLI_H
+#include <stdint.h>
+#include "lmtune.h"
+
+// Exit codes: 0 ok, 1 runtime failure (bad file, bad data), 2 usage error.
+enum { LT_EXIT_OK = 0, LT_EXIT_FAIL = 1, LT_EXIT_USAGE = 2 };
+
+typedef struct {
+  const char *name;   // "--model"
+  int has_value;
+  const char **value; // receives the value (or "1" for flags)
+} lt_opt;
+
+// Parse argv against opts; on error prints "lmtune VERB: ..." and returns -1.
+int lt_cli_parse(const char *verb, int argc, char **argv, lt_opt *opts, int nopts);
+// "1,2,3" -> ids (malloc'd). Returns count or -1 with a message.
+int lt_cli_parse_ids(const char *verb, const char *s, int32_t **ids);
+int lt_cli_parse_int(const char *verb, const char *flag, const char *s, long lo, long hi, long *out);
+int lt_cli_parse_float(const char *verb, const char *flag, const char *s, double lo, double hi, double *out);
+int lt_cli_fail(const char *verb, const lt_err *err);
+
+int lt_cmd_info(int argc, char **argv);
+int lt_cmd_logits(int argc, char **argv);
+int lt_cmd_generate(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+// lmtune logits --model DIR [--adapter DIR] --ids 1,2,3 --out FILE.npy
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+int lt_cmd_logits(int argc, char **argv) {
+  const char *model = NULL, *adapter = NULL, *ids_s = NULL, *out = NULL, *help = NULL;
+  lt_opt opts[] = {{"--model", 1, &model}, {"--adapter", 1, &adapter}, {"--ids", 1, &ids_s},
+                   {"--out", 1, &out},     {"--help", 0, &help}};
+  if (lt_cli_parse("logits", argc, argv, opts, 5)) return LT_EXIT_USAGE;
+  if (help || !model || !ids_s || !out) {
+    fprintf(help ? stdout : stderr,
+            "usage: lmtune logits --model DIR [--adapter DIR] --ids 1,2,3 --out FILE.npy\n"
+            "writes float32 logits [T, vocab] in NumPy .npy format\n");
+    return help ? LT_EXIT_OK : LT_EXIT_USAGE;
+  }
+  int32_t *ids;
+  int T = lt_cli_parse_ids("logits", ids_s, &ids);
+  if (T < 0) return LT_EXIT_USAGE;
+  lt_err err;
+  lt_model *m = NULL;
+  float *logits = NULL;
+  int rc = LT_EXIT_FAIL;
+  if (lt_model_load(&m, model, &err) || (adapter && lt_model_load_adapter(m, adapter, &err))) {
+    lt_cli_fail("logits", &err);
+    goto done;
+  }
+  lt_model_info in;
+  lt_model_get_info(m, &in);
+  logits = malloc((size_t)T * (size_t)in.vocab * sizeof(float));
+  if (!logits) {
+    fprintf(stderr, "lmtune logits: out of memory for %d x %d logits\n", T, in.vocab);
+    goto done;
+  }
+  int64_t shape[2] = {T, in.vocab};
+  if (lt_model_logits(m, ids, T, logits, &err) || lt_npy_write_f32(out, logits, shape, 2, &err)) {
+    lt_cli_fail("logits", &err);
+    goto done;
+  }
+  rc = LT_EXIT_OK;
+done:
+  free(logits);
+  free(ids);
+  lt_model_free(m);
+  return rc;
+}

@@ -1,0 +1,38 @@
+// lmtune: command-line entry point; one file per verb.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int, char **);
+  const char *help;
+} verbs[] = {
+    {"info", lt_cmd_info, "print architecture, parameter count and dtype of a model folder"},
+    {"logits", lt_cmd_logits, "write float32 logits [T, vocab] for token ids to a .npy file"},
+    {"generate", lt_cmd_generate, "generate token ids after a prompt (greedy or sampled)"},
+};
+
+static void usage(FILE *fp) {
+  fprintf(fp, "lmtune %s: fine-tune and run Llama-family models on CPU\n\nusage: lmtune VERB [options]\n\n",
+          LMTUNE_VERSION);
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(fp, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+  fprintf(fp, "\nlmtune VERB --help shows a verb's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? LT_EXIT_USAGE : LT_EXIT_OK;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("lmtune %s\n", LMTUNE_VERSION);
+    return LT_EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    if (strcmp(argv[1], verbs[i].name) == 0) return verbs[i].run(argc - 2, argv + 2);
+  fprintf(stderr, "lmtune: unknown verb \"%s\"\n\n", argv[1]);
+  usage(stderr);
+  return LT_EXIT_USAGE;
+}

@@ -1,0 +1,50 @@
+// core: error values, checked allocation, files (atomic writes), json helpers, npy, rng.
+#ifndef LT_CORE_H
+#define LT_CORE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "lmtune.h"
+
+#define LT_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LT_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+// Fill err with a formatted message; returns -1 so callers can `return lt_errf(...)`.
+int lt_errf(lt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Prefix an existing message ("context: old message").
+int lt_err_prefix(lt_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Checked allocation: on failure fill err and return NULL. 64-byte aligned, zeroed.
+void *lt_alloc(size_t n, lt_err *err);
+void lt_free(void *p);
+
+// Whole-file read (NUL-terminated; *len excludes the NUL).
+int lt_read_file(const char *path, char **data, size_t *len, lt_err *err);
+// Write to path.tmp.<pid>, fsync, rename. Never leaves a half-written file at path.
+int lt_write_file_atomic(const char *path, const void *data, size_t len, lt_err *err);
+// Streaming variant: open a temp file, write with fwrite, commit (fsync + rename) or abort.
+typedef struct { FILE *fp; char path[4096]; char tmp[4200]; } lt_atomic_file;
+int lt_atomic_open(lt_atomic_file *af, const char *path, lt_err *err);
+int lt_atomic_commit(lt_atomic_file *af, lt_err *err);
+void lt_atomic_abort(lt_atomic_file *af);
+
+int lt_path_join(char *out, size_t cap, const char *dir, const char *name);
+int lt_file_exists(const char *path);
+
+
+// Counter-based RNG (splitmix64 over a key): the same (seed, stream, counter) always gives the same value.
+uint64_t lt_rng_u64(uint64_t seed, uint64_t stream, uint64_t counter);
+float lt_rng_uniform(uint64_t seed, uint64_t stream, uint64_t counter);  // [0,1)
+
+// bf16/f16 conversion.
+static inline float lt_bf16_to_f32(uint16_t h) {
+  union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
+}
+uint16_t lt_f32_to_bf16(float f);  // round to nearest even, NaN kept
+float lt_f16_to_f32(uint16_t h);
+uint16_t lt_f32_to_f16(float f);
+
+// Monotonic seconds.
+double lt_now(void);
+
+#endif

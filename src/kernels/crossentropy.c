@@ -1,0 +1,107 @@
+// Cross-entropy over logits (log-softmax with max subtraction, double row sums) and the fused LM head + CE.
+// Targets: -100 (and, defensively, anything outside [0, V)) mark ignored rows: loss 0, no gradient.
+#include <cblas.h>
+#include <math.h>
+#include "kernels/kernels.h"
+
+#define LT_CE_PAR (1 << 15)
+#define LT_CE_SUB 256  // rows per deterministic loss-reduction block in lt_lmhead_ce
+
+static inline int ce_valid(int32_t t, int V) { return t >= 0 && t < V; }
+
+// max and sum(exp(x - max)) of one row
+static void ce_row_stats(const float *x, int V, float *mx, double *sum) {
+  float m = -INFINITY;
+  for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
+  double s = 0.0;
+  for (int i = 0; i < V; i++) s += expf(x[i] - m);
+  *mx = m, *sum = s;
+}
+
+// logits (N,V), targets (N) -> losses (N) (0 where ignored); returns the number of valid rows
+int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V) {
+  int nvalid = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nvalid) if ((int64_t)N * V > LT_CE_PAR)
+  for (int n = 0; n < N; n++) {
+    if (!ce_valid(targets[n], V)) {
+      losses[n] = 0.0f;
+      continue;
+    }
+    const float *x = logits + (int64_t)n * V;
+    float m;
+    double s;
+    ce_row_stats(x, V, &m, &s);
+    losses[n] = (float)(log(s) + (double)m - (double)x[targets[n]]);
+    nvalid++;
+  }
+  return nvalid;
+}
+
+// dlogits (N,V) += scale * (softmax(logits) - onehot(target)) for valid rows
+void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale) {
+#pragma omp parallel for schedule(static) if ((int64_t)N * V > LT_CE_PAR)
+  for (int n = 0; n < N; n++) {
+    if (!ce_valid(targets[n], V)) continue;
+    const float *x = logits + (int64_t)n * V;
+    float *d = dlogits + (int64_t)n * V;
+    float m;
+    double s;
+    ce_row_stats(x, V, &m, &s);
+    float k = (float)(scale / s);
+    for (int i = 0; i < V; i++) d[i] += expf(x[i] - m) * k;
+    d[targets[n]] -= scale;
+  }
+}
+
+// x (N,C), w (V,C), targets (N) -> summed loss over valid rows; dx (N,C) += dlogits w, dw (V,C) += dlogits^T x with
+// dlogits = scale * (softmax - onehot). Chunks of `chunk` rows: logits into scratch (chunk*V) by sgemm (all BLAS
+// threads), rows in parallel (one exp per logit), then two sgemms. The loss sum is deterministic.
+double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
+                    float scale, float *scratch, int chunk) {
+  if (chunk < 1) chunk = 1;
+  int grads = dx != NULL || dw != NULL;
+  double total = 0.0;
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int nc = N - n0 < chunk ? N - n0 : chunk;
+    const float *xc = x + (int64_t)n0 * C;
+    const int32_t *tc = targets + n0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
+    for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
+      int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
+      double rowloss[LT_CE_SUB];
+#pragma omp parallel for schedule(static) if ((int64_t)nr * V > LT_CE_PAR)
+      for (int r = r0; r < r0 + nr; r++) {
+        float *z = scratch + (int64_t)r * V;
+        int32_t t = tc[r];
+        if (!ce_valid(t, V)) {
+          rowloss[r - r0] = 0.0;
+          if (grads)
+            for (int i = 0; i < V; i++) z[i] = 0.0f;
+          continue;
+        }
+        float m = -INFINITY;
+        for (int i = 0; i < V; i++) m = z[i] > m ? z[i] : m;
+        float zt = z[t];
+        double s = 0.0;
+        if (grads) {
+          for (int i = 0; i < V; i++) {
+            float e = expf(z[i] - m);
+            z[i] = e;
+            s += e;
+          }
+          float k = (float)(scale / s);
+          for (int i = 0; i < V; i++) z[i] *= k;
+          z[t] -= scale;
+        } else {
+          for (int i = 0; i < V; i++) s += expf(z[i] - m);
+        }
+        rowloss[r - r0] = log(s) + (double)m - (double)zt;
+      }
+      for (int r = 0; r < nr; r++) total += rowloss[r];
+    }
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
+                        dx + (int64_t)n0 * C, C);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, nc, 1.0f, scratch, V, xc, C, 1.0f, dw, C);
+  }
+  return total;
+}

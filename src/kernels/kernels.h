@@ -1,0 +1,77 @@
+// Kernels: each op's forward and backward side by side. All tensors are f32, row-major, contiguous unless a
+// stride is given. Conventions: backward functions ACCUMULATE (+=) into every gradient they are given
+// (dx, dw, db ...); any gradient pointer may be NULL to skip it. Shapes in the comment above each pair.
+#ifndef LT_KERNELS_H
+#define LT_KERNELS_H
+#include <stdint.h>
+
+// ---- linear (BLAS) ----
+// x (N,C), w (OC,C), b (OC) or NULL -> y (N,OC) = x w^T + b ; y is overwritten (beta=0) unless accumulate
+void lt_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int OC, int accumulate);
+// dy (N,OC) -> dx (N,C) += dy w ; dw (OC,C) += dy^T x ; db (OC) += sum_n dy
+void lt_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int C,
+                        int OC);
+
+// ---- embedding ----
+// ids (N), wte (V,C) -> out (N,C)
+void lt_embedding_forward(float *out, const int32_t *ids, const float *wte, int N, int C);
+// dout (N,C) -> dwte (V,C) += scatter
+void lt_embedding_backward(float *dwte, const float *dout, const int32_t *ids, int N, int C);
+
+// ---- RMSNorm (as transformers LlamaRMSNorm: y = w * (x * rsqrt(mean(x^2) + eps))) ----
+// x (N,C), w (C) -> y (N,C), rstd (N)
+void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps);
+// dy (N,C) -> dx (N,C) +=, dw (C) +=
+void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int N,
+                         int C);
+
+// ---- RoPE (rotate_half convention: pairs (i, i + D/2)) ----
+// angle(p, i) = (float)p * inv_freq[i], computed in f32 as transformers does.
+// x (N, nh, D) rotated in place at positions pos (N)
+void lt_rope_forward(float *x, const int32_t *pos, const float *inv_freq, int N, int nh, int D);
+// dx (N, nh, D) in place: applies the inverse rotation (the transpose), turning dy into dx
+void lt_rope_backward(float *dx, const int32_t *pos, const float *inv_freq, int N, int nh, int D);
+
+// ---- SwiGLU: h = silu(g) * u ----
+// g (n), u (n) -> h (n)
+void lt_swiglu_forward(float *h, const float *g, const float *u, int n);
+// dh (n) -> dg (n) +=, du (n) +=
+void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int n);
+
+// ---- causal self-attention for one sequence, grouped-query ----
+// q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.
+// Causal; kmask (L) optional (0 = padding key, excluded); window > 0 keeps only keys with qpos - kpos < window.
+// Scale 1/sqrt(D). Head h reads kv head h / (H/KV). -> out (T, H*D), lse (H, T) log-sum-exp of each score row.
+// scratch: at least lt_attention_scratch(T, L) floats. Rows with no visible key give zeros and lse = -inf.
+int64_t lt_attention_scratch(int T, int L);
+void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
+                          int T, int p0, int H, int KV, int D, int window, float *scratch);
+// dout (T, H*D) -> dq (T, H*D) +=, dk (L, KV*D) +=, dv (L, KV*D) += ; recomputes probabilities from lse.
+void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0, int H,
+                           int KV, int D, int window, float *scratch);
+
+// ---- cross-entropy over logits ----
+// logits (N,V), targets (N) (-100 = ignored) -> losses (N) (0 where ignored); returns the number of valid rows
+int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V);
+// dlogits (N,V) += scale * (softmax(logits) - onehot(target)) for valid rows
+void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale);
+
+// ---- fused LM head + cross-entropy, chunked over rows (never a full (N,V) logits buffer) ----
+// x (N,C), w (V,C), targets (N) -> returns the summed loss over valid rows. If dx or dw is given, accumulates
+// dx (N,C) += scale * dlogits w and dw (V,C) += scale * dlogits^T x. scratch: chunk * V floats.
+double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
+                    float scale, float *scratch, int chunk);
+
+// ---- AdamW (torch.optim.AdamW semantics) ----
+// w, g, m, v (n); vmax (n) or NULL (amsgrad when given); t = step number starting at 1. Decoupled decay
+// w -= lr*wd*w first; denom = sqrt(v or vmax)/sqrt(1 - beta2^t) + eps; w -= lr/(1 - beta1^t) * m / denom.
+void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float lr, float beta1,
+                   float beta2, float eps, float weight_decay, int64_t t);
+
+// ---- elementwise helpers ----
+void lt_add_inplace(float *y, const float *x, int64_t n);            // y += x
+void lt_scale_add(float *y, const float *x, float a, int64_t n);     // y += a x
+void lt_add_bias(float *y, const float *b, int N, int C);            // y (N,C) += b (C)
+
+#endif

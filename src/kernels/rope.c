@@ -1,0 +1,42 @@
+// Rotary position embedding, rotate_half convention (pairs (i, i + D/2)), angles as transformers computes them:
+// angle = (float)pos * inv_freq[i] in f32, then cosf / sinf of that float.
+#include <math.h>
+#include "kernels/kernels.h"
+
+#define LT_ROPE_BLK 64  // cos/sin computed once per (row, block of frequencies) and reused across heads
+
+// dir = +1: forward rotation; dir = -1: its transpose (backward).
+static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int N, int nh, int D, int dir) {
+  int half = D / 2;
+#pragma omp parallel for schedule(static) if ((int64_t)N * nh * D > (1 << 15))
+  for (int n = 0; n < N; n++) {
+    float cs[LT_ROPE_BLK], sn[LT_ROPE_BLK];
+    float p = (float)pos[n];
+    for (int i0 = 0; i0 < half; i0 += LT_ROPE_BLK) {
+      int ni = half - i0 < LT_ROPE_BLK ? half - i0 : LT_ROPE_BLK;
+      for (int i = 0; i < ni; i++) {
+        float a = p * inv_freq[i0 + i];
+        cs[i] = cosf(a);
+        sn[i] = dir > 0 ? sinf(a) : -sinf(a);
+      }
+      for (int h = 0; h < nh; h++) {
+        float *x1 = x + ((int64_t)n * nh + h) * D + i0, *x2 = x1 + half;
+        for (int i = 0; i < ni; i++) {
+          float a = x1[i], b = x2[i];
+          x1[i] = a * cs[i] - b * sn[i];  // q*cos + rotate_half(q)*sin, first half: -x2
+          x2[i] = b * cs[i] + a * sn[i];  // second half: +x1
+        }
+      }
+    }
+  }
+}
+
+// x (N, nh, D) rotated in place at positions pos (N)
+void lt_rope_forward(float *x, const int32_t *pos, const float *inv_freq, int N, int nh, int D) {
+  rope_apply(x, pos, inv_freq, N, nh, D, +1);
+}
+
+// dx (N, nh, D) in place: the transpose rotation turns dy into dx
+void lt_rope_backward(float *dx, const int32_t *pos, const float *inv_freq, int N, int nh, int D) {
+  rope_apply(dx, pos, inv_freq, N, nh, D, -1);
+}

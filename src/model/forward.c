@@ -1,0 +1,293 @@
+// The decoder: workspace, one layer's forward (training and cached decoding share it), the full training
+// forward + fused LM-head loss, and the backward that walks the same steps in reverse.
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+#define CE_CHUNK 64
+
+static int max_lora_r(const lt_model *m) {
+  int r = 0;
+  if (m->loras)
+    for (int i = 0; i < m->cfg.layers * 7; i++) r = LT_MAX(r, m->loras[i].r);
+  return r;
+}
+
+void lt_ws_free(lt_workspace *ws) {
+  lt_free(ws->acts);
+  lt_free(ws->block);
+  memset(ws, 0, sizeof *ws);
+}
+
+// Carve float buffers from one block: first pass counts, second assigns.
+typedef struct { char *base; size_t off; } carver;
+static void *carve(carver *cv, size_t bytes) {
+  size_t start = (cv->off + 63) & ~(size_t)63;
+  cv->off = start + bytes;
+  return cv->base ? cv->base + start : NULL;
+}
+#define FL(n) ((size_t)(n) * sizeof(float))
+
+static void carve_ws(const lt_model *m, lt_workspace *ws, carver *cv, int B, int T) {
+  const lt_config *c = &m->cfg;
+  int64_t N = (int64_t)B * T, C = c->hidden, D = c->head_dim, HD = (int64_t)c->heads * D,
+          KVD = (int64_t)c->kv_heads * D, F = c->ffn, r = max_lora_r(m);
+  int64_t maxin = LT_MAX(LT_MAX(C, HD), F);
+  for (int l = 0; l < c->layers; l++) {
+    lt_layer_acts *a = &ws->acts[l];
+    a->x_in = carve(cv, FL(N * C));
+    a->x_mid = carve(cv, FL(N * C));
+    a->rstd1 = carve(cv, FL(N));
+    a->rstd2 = carve(cv, FL(N));
+    if (c->qk_norm) {
+      a->qpre = carve(cv, FL(N * HD));
+      a->kpre = carve(cv, FL(N * KVD));
+      a->qrstd = carve(cv, FL(N * c->heads));
+      a->krstd = carve(cv, FL(N * c->kv_heads));
+    }
+    a->q = carve(cv, FL(N * HD));
+    a->k = carve(cv, FL(N * KVD));
+    a->v = carve(cv, FL(N * KVD));
+    a->kv_stride = T;
+    a->att = carve(cv, FL(N * HD));
+    a->lse = carve(cv, FL(N * c->heads));
+    a->g = carve(cv, FL(N * F));
+    a->u = carve(cv, FL(N * F));
+    for (int j = 0; j < 7; j++) a->xa[j] = m->layer[l].proj[j].lora ? carve(cv, FL(N * r)) : NULL;
+  }
+  ws->x_out = carve(cv, FL(N * C));
+  ws->xnf = carve(cv, FL(N * C));
+  ws->rstdf = carve(cv, FL(N));
+  ws->xn = carve(cv, FL(N * C));
+  ws->h = carve(cv, FL(N * F));
+  ws->drop = carve(cv, FL(N * maxin));
+  ws->att_scratch = carve(cv, FL(lt_attention_scratch(T, T)));
+  ws->ce_chunk = (int)LT_MIN(N, CE_CHUNK);
+  ws->ce_scratch = carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
+  ws->dx = carve(cv, FL(N * C));
+  ws->dxn = carve(cv, FL(N * C));
+  ws->datt = carve(cv, FL(N * HD));
+  ws->dq = carve(cv, FL(N * HD));
+  ws->dk = carve(cv, FL(N * KVD));
+  ws->dv = carve(cv, FL(N * KVD));
+  ws->dg = carve(cv, FL(N * F));
+  ws->du = carve(cv, FL(N * F));
+  ws->dh = carve(cv, FL(N * LT_MAX(F, KVD)));
+  ws->dxa = carve(cv, FL(N * LT_MAX(r, 1)));
+  ws->targets = carve(cv, sizeof(int32_t) * (size_t)N);
+  ws->pos = carve(cv, sizeof(int32_t) * (size_t)N);
+  ws->kmask = carve(cv, (size_t)N);
+}
+
+int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
+  lt_workspace *ws = &m->ws;
+  if (ws->block && ws->B == B && ws->T == T) return 0;
+  lt_ws_free(ws);
+  ws->acts = lt_alloc(sizeof(lt_layer_acts) * (size_t)m->cfg.layers, err);
+  if (!ws->acts) return -1;
+  carver cv = {NULL, 0};
+  carve_ws(m, ws, &cv, B, T);
+  ws->block = lt_alloc(cv.off, err);
+  if (!ws->block) {
+    lt_ws_free(ws);
+    return lt_err_prefix(err, "training workspace for batch %d x %d tokens", B, T);
+  }
+  cv = (carver){ws->block, 0};
+  carve_ws(m, ws, &cv, B, T);
+  ws->B = B;
+  ws->T = T;
+  ws->bytes = (int64_t)cv.off;
+  return 0;
+}
+
+// ---- LoRA-aware projection ----
+// x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
+void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
+                     int train) {
+  lt_linear_forward(y, x, p->w->w, p->b ? p->b->w : NULL, N, p->in, p->out, 0);
+  const lt_lora *a = p->lora;
+  if (!a) return;
+  const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, train);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, a->r, a->in, 1.0f, xd, a->in, a->A, a->in, 0.0f, xa, a->r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, a->out, a->r, a->scale, xa, a->r, a->B, a->r, 1.0f, y,
+              a->out);
+}
+
+// dy (N,out) -> dx (N,in) +=, dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in) scratch.
+static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, const float *dy, const float *x,
+                          const float *xa, int N, float *drop, float *dxa) {
+  lt_linear_backward(dx, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
+  const lt_lora *a = p->lora;
+  if (!a) return;
+  // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->out, a->r, N, a->scale, dy, a->out, xa, a->r, 1.0f, a->gB,
+              a->r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->r, a->out, a->scale, dy, a->out, a->B, a->r, 0.0f, dxa,
+              a->r);
+  const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->r, a->in, N, 1.0f, dxa, a->r, xd, a->in, 1.0f, a->gA, a->in);
+  if (!dx) return;
+  if (xd == x) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->in, a->r, 1.0f, dxa, a->r, a->A, a->in, 1.0f, dx,
+                a->in);
+  } else {  // through the dropout mask: the same mask and 1/(1-p) applied to the incoming gradient
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->in, a->r, 1.0f, dxa, a->r, a->A, a->in, 0.0f, drop,
+                a->in);
+    lt_lora_dropout(m, l, p->id, drop, drop, N, a->in, 1);
+    lt_add_inplace(dx, drop, (int64_t)N * a->in);
+  }
+}
+
+// ---- one decoder layer ----
+// x_in (N,C) -> x_out (N,C); N = B*T rows at positions pos; keys/values written at rows p0.. of a->k/a->v
+void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
+                      const uint8_t *kmask, float *xn, float *h, float *ybuf, float *att_scratch, float *drop,
+                      int train) {
+  (void)ybuf;
+  const lt_config *c = &m->cfg;
+  const lt_layer *L = &m->layer[l];
+  int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D;
+  float *kdst = a->k + (int64_t)p0 * KVD, *vdst = a->v + (int64_t)p0 * KVD;
+  // attention block
+  lt_rmsnorm_forward(xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
+  lt_proj_forward(m, l, &L->proj[LT_Q], c->qk_norm ? a->qpre : a->q, xn, a->xa[LT_Q], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_K], c->qk_norm ? a->kpre : kdst, xn, a->xa[LT_K], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_V], vdst, xn, a->xa[LT_V], N, drop, train);
+  if (c->qk_norm) {
+    lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
+    lt_rmsnorm_forward(kdst, a->krstd, a->kpre, L->kn->w, N * KV, D, c->rms_eps);
+  }
+  lt_rope_forward(a->q, pos, m->inv_freq, N, H, D);
+  lt_rope_forward(kdst, pos, m->inv_freq, N, KV, D);
+  for (int b = 0; b < B; b++) {
+    int64_t kv0 = (int64_t)b * a->kv_stride * KVD;
+    lt_attention_forward(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
+                         a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
+                         c->sliding_window, att_scratch);
+  }
+  lt_proj_forward(m, l, &L->proj[LT_O], a->x_mid, a->att, a->xa[LT_O], N, drop, train);
+  lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
+  // MLP block
+  lt_rmsnorm_forward(xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
+  lt_proj_forward(m, l, &L->proj[LT_GATE], a->g, xn, a->xa[LT_GATE], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_UP], a->u, xn, a->xa[LT_UP], N, drop, train);
+  lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
+  lt_proj_forward(m, l, &L->proj[LT_DOWN], x_out, h, a->xa[LT_DOWN], N, drop, train);
+  lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
+}
+
+// dx (N,C): dL/dx_out on entry, dL/dx_in on return.
+static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
+  lt_workspace *ws = &m->ws;
+  const lt_config *c = &m->cfg;
+  const lt_layer *L = &m->layer[l];
+  int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
+      F = c->ffn;
+  float *dx = ws->dx;
+  // MLP block: recompute xn2 and h
+  lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
+  lt_swiglu_forward(ws->h, a->g, a->u, N * F);
+  memset(ws->dh, 0, FL((int64_t)N * F));
+  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
+  memset(ws->dg, 0, FL((int64_t)N * F));
+  memset(ws->du, 0, FL((int64_t)N * F));
+  lt_swiglu_backward(ws->dg, ws->du, ws->dh, a->g, a->u, N * F);
+  memset(ws->dxn, 0, FL((int64_t)N * C));
+  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
+  lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
+  // attention block
+  lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
+  memset(ws->datt, 0, FL((int64_t)N * HD));
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa);
+  memset(ws->dq, 0, FL((int64_t)N * HD));
+  memset(ws->dk, 0, FL((int64_t)N * KVD));
+  memset(ws->dv, 0, FL((int64_t)N * KVD));
+  for (int b = 0; b < B; b++) {
+    int64_t o = (int64_t)b * T * HD, kv = (int64_t)b * T * KVD;
+    lt_attention_backward(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o, a->lse + (int64_t)b * H * T,
+                          a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T, 0, H, KV, D,
+                          c->sliding_window, ws->att_scratch);
+  }
+  lt_rope_backward(ws->dq, ws->pos, m->inv_freq, N, H, D);
+  lt_rope_backward(ws->dk, ws->pos, m->inv_freq, N, KV, D);
+  float *dq = ws->dq, *dk = ws->dk;
+  if (c->qk_norm) {  // datt is free now: it takes dL/dqpre; dh takes dL/dkpre
+    memset(ws->datt, 0, FL((int64_t)N * HD));
+    memset(ws->dh, 0, FL((int64_t)N * KVD));
+    lt_rmsnorm_backward(ws->datt, L->qn->g, ws->dq, a->qpre, L->qn->w, a->qrstd, N * H, D);
+    lt_rmsnorm_backward(ws->dh, L->kn->g, ws->dk, a->kpre, L->kn->w, a->krstd, N * KV, D);
+    dq = ws->datt;
+    dk = ws->dh;
+  }
+  memset(ws->dxn, 0, FL((int64_t)N * C));
+  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_K], ws->dxn, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_V], ws->dxn, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa);
+  lt_rmsnorm_backward(dx, L->ln1->g, ws->dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
+}
+
+static int check_batch(const lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                       lt_err *err) {
+  if (B <= 0 || T <= 0) return lt_errf(err, "batch shape %d x %d must be positive", B, T);
+  if ((int64_t)B * T > (1 << 26)) return lt_errf(err, "batch of %d x %d tokens is too large", B, T);
+  for (int64_t i = 0; i < (int64_t)B * T; i++) {
+    if (ids[i] < 0 || ids[i] >= m->cfg.vocab)
+      return lt_errf(err, "token id %d at batch row %lld, position %lld is outside the vocabulary [0, %d)", ids[i],
+                     (long long)(i / T), (long long)(i % T), m->cfg.vocab);
+    if (labels && labels[i] != -100 && (labels[i] < 0 || labels[i] >= m->cfg.vocab))
+      return lt_errf(err, "label %d at batch row %lld, position %lld is neither -100 nor a token id", labels[i],
+                     (long long)(i / T), (long long)(i % T));
+    if (mask && mask[i] != 0 && mask[i] != 1)
+      return lt_errf(err, "attention mask value %d at batch row %lld must be 0 or 1", mask[i], (long long)(i / T));
+  }
+  return 0;
+}
+
+int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                  int backward, float *loss, lt_err *err) {
+  *loss = 0.0f;
+  if (!labels) return lt_errf(err, "labels are required for the loss");
+  if (check_batch(m, ids, mask, labels, B, T, err)) return -1;
+  if (backward && m->mode == LT_TRAIN_FROZEN) return lt_errf(err, "nothing to train: the model is frozen");
+  if (lt_ws_reserve(m, B, T, err)) return -1;
+  lt_workspace *ws = &m->ws;
+  const lt_config *c = &m->cfg;
+  int N = B * T, C = c->hidden;
+  int n_valid = 0;
+  for (int i = 0; i < N; i++) {
+    int t = i % T;
+    ws->pos[i] = t;
+    ws->kmask[i] = mask ? (uint8_t)mask[i] : 1;
+    ws->targets[i] = t + 1 < T ? labels[i + 1] : -100;  // transformers shifts labels left by one
+    if (ws->targets[i] != -100) n_valid++;
+  }
+  lt_embedding_forward(ws->acts[0].x_in, ids, m->embed->w, N, C);
+  for (int l = 0; l < c->layers; l++) {
+    float *x_out = l + 1 < c->layers ? ws->acts[l + 1].x_in : ws->x_out;
+    lt_layer_forward(m, l, &ws->acts[l], x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h, NULL, ws->att_scratch,
+                     ws->drop, backward);
+  }
+  lt_rmsnorm_forward(ws->xnf, ws->rstdf, ws->x_out, m->norm->w, N, C, c->rms_eps);
+  if (n_valid == 0) {
+    m->step++;
+    return 0;  // nothing to learn from this batch: loss 0, no gradient
+  }
+  float scale = 1.0f / (float)n_valid;
+  if (backward) memset(ws->dxn, 0, FL((int64_t)N * C));
+  double sum = lt_lmhead_ce(backward ? ws->dxn : NULL, backward ? m->lm_head->g : NULL, ws->xnf, m->lm_head->w,
+                            ws->targets, N, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
+  *loss = (float)(sum / n_valid);
+  if (backward) {
+    memset(ws->dx, 0, FL((int64_t)N * C));
+    lt_rmsnorm_backward(ws->dx, m->norm->g, ws->dxn, ws->x_out, m->norm->w, ws->rstdf, N, C);
+    for (int l = c->layers - 1; l >= 0; l--) layer_backward(m, l, &ws->acts[l], B, T);
+    if (m->embed->g) lt_embedding_backward(m->embed->g, ws->dx, ids, N, C);
+  }
+  m->step++;
+  return 0;
+}

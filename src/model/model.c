@@ -1,0 +1,227 @@
+// model: load a Hugging Face folder into lt_model (weights as mmap views), train modes, registry, info.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+static const char *const proj_names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                          "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                          "mlp.down_proj"};
+
+const char *lt_proj_name(int id) { return proj_names[id]; }
+
+// Bind param p to tensor `name`, checking shape; optional tensors may be absent (returns 1).
+static int bind(lt_model *m, lt_param *p, const char *name, int64_t d0, int64_t d1, int optional, lt_err *err) {
+  const char *file = NULL;
+  const lt_st_tensor *t = lt_weights_find(&m->weights, name, &file);
+  if (!t) {
+    if (optional) return 1;
+    return lt_errf(err, "%s: tensor \"%s\" is missing from the checkpoint", m->dir, name);
+  }
+  int nd = d1 > 0 ? 2 : 1;
+  if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
+    char got[96] = "";
+    int off = 0;
+    for (int i = 0; i < t->ndim && off < 80; i++)
+      off += snprintf(got + off, sizeof got - (size_t)off, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (nd == 2)
+      return lt_errf(err, "%s: tensor \"%s\" has shape [%s], expected [%lld, %lld] from config.json", file, name, got,
+                     (long long)d0, (long long)d1);
+    return lt_errf(err, "%s: tensor \"%s\" has shape [%s], expected [%lld] from config.json", file, name, got,
+                   (long long)d0);
+  }
+  if (t->dtype != LT_DTYPE_F32 && t->dtype != LT_DTYPE_BF16 && t->dtype != LT_DTYPE_F16)
+    return lt_errf(err, "%s: tensor \"%s\" has dtype %s; supported: F32, BF16, F16", file, name,
+                   lt_dtype_name(t->dtype));
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = nd;
+  p->shape[0] = d0;
+  p->shape[1] = nd == 2 ? d1 : 1;
+  p->numel = d0 * (nd == 2 ? d1 : 1);
+  p->dtype = t->dtype;
+  p->st = t;
+  if (t->dtype == LT_DTYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+    p->w = (float *)(uintptr_t)t->data;  // view into the read-only mapping; never written
+    p->owned = 0;
+  } else {
+    p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
+    if (!p->w) return lt_err_prefix(err, "%s", name);
+    p->owned = 1;
+    if (lt_tensor_to_f32(t, p->w, err)) return lt_err_prefix(err, "%s", file);
+  }
+  return 0;
+}
+
+static int load_weights(lt_model *m, lt_err *err) {
+  const lt_config *c = &m->cfg;
+  int C = c->hidden, HD = c->heads * c->head_dim, KVD = c->kv_heads * c->head_dim, F = c->ffn;
+  int per_layer = 2 + 2 + 14;  // norms, q/k norms, 7 weights + 7 biases
+  m->params = lt_alloc(sizeof(lt_param) * (size_t)(3 + per_layer * c->layers), err);
+  m->layer = lt_alloc(sizeof(lt_layer) * (size_t)c->layers, err);
+  if (!m->params || !m->layer) return -1;
+  int n = 0;
+  char name[160];
+  m->embed = &m->params[n++];
+  if (bind(m, m->embed, "model.embed_tokens.weight", c->vocab, C, 0, err)) return -1;
+  for (int l = 0; l < c->layers; l++) {
+    lt_layer *L = &m->layer[l];
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+    L->ln1 = &m->params[n++];
+    if (bind(m, L->ln1, name, C, 0, 0, err)) return -1;
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+    L->ln2 = &m->params[n++];
+    if (bind(m, L->ln2, name, C, 0, 0, err)) return -1;
+    if (c->qk_norm) {
+      snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+      L->qn = &m->params[n++];
+      if (bind(m, L->qn, name, c->head_dim, 0, 0, err)) return -1;
+      snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+      L->kn = &m->params[n++];
+      if (bind(m, L->kn, name, c->head_dim, 0, 0, err)) return -1;
+    }
+    const int outs[7] = {HD, KVD, KVD, C, F, F, C}, ins[7] = {C, C, C, HD, C, C, F};
+    const int bias[7] = {c->qkv_bias, c->qkv_bias, c->qkv_bias, c->o_bias, c->mlp_bias, c->mlp_bias, c->mlp_bias};
+    for (int j = 0; j < 7; j++) {
+      lt_linear *p = &L->proj[j];
+      p->in = ins[j];
+      p->out = outs[j];
+      p->id = j;
+      snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, proj_names[j]);
+      p->w = &m->params[n++];
+      if (bind(m, p->w, name, outs[j], ins[j], 0, err)) return -1;
+      if (bias[j]) {
+        snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, proj_names[j]);
+        p->b = &m->params[n++];
+        if (bind(m, p->b, name, outs[j], 0, 0, err)) return -1;
+      }
+    }
+  }
+  m->norm = &m->params[n++];
+  if (bind(m, m->norm, "model.norm.weight", C, 0, 0, err)) return -1;
+  if (c->tied) {
+    m->lm_head = m->embed;
+  } else {
+    m->lm_head = &m->params[n++];
+    if (bind(m, m->lm_head, "lm_head.weight", c->vocab, C, 0, err)) return -1;
+  }
+  m->nparams = n;
+  return 0;
+}
+
+int lt_model_load(lt_model **out, const char *dir, lt_err *err) {
+  *out = NULL;
+  lt_model *m = lt_alloc(sizeof *m, err);
+  if (!m) return -1;
+  snprintf(m->dir, sizeof m->dir, "%s", dir);
+  if (lt_config_load(&m->cfg, dir, err) || lt_weights_open(&m->weights, dir, err) || load_weights(m, err)) {
+    lt_model_free(m);
+    return -1;
+  }
+  m->inv_freq = lt_alloc(sizeof(float) * (size_t)(m->cfg.head_dim / 2), err);
+  if (!m->inv_freq) {
+    lt_model_free(m);
+    return -1;
+  }
+  lt_rope_inv_freq(&m->cfg, m->inv_freq);
+  m->mode = LT_TRAIN_FROZEN;
+  *out = m;
+  return 0;
+}
+
+static void free_grads(lt_model *m) {
+  for (int i = 0; i < m->nparams; i++) {
+    lt_free(m->params[i].g);
+    m->params[i].g = NULL;
+  }
+}
+
+void lt_model_free(lt_model *m) {
+  if (!m) return;
+  lt_ws_free(&m->ws);
+  lt_lora_free(m);
+  if (m->params) {
+    free_grads(m);
+    for (int i = 0; i < m->nparams; i++)
+      if (m->params[i].owned) lt_free(m->params[i].w);
+  }
+  lt_free(m->params);
+  lt_free(m->layer);
+  lt_free(m->inv_freq);
+  lt_free(m->train);
+  lt_weights_close(&m->weights);
+  lt_free(m);
+}
+
+int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_config *lora, lt_err *err) {
+  lt_lora_free(m);
+  free_grads(m);
+  m->mode = mode;
+  if (mode == LT_TRAIN_FULL) {
+    for (int i = 0; i < m->nparams; i++) {
+      lt_param *p = &m->params[i];
+      if (!p->owned) {  // trainable weights must own their f32 storage
+        float *w = lt_alloc((size_t)p->numel * sizeof(float), err);
+        if (!w) return -1;
+        memcpy(w, p->w, (size_t)p->numel * sizeof(float));
+        p->w = w;
+        p->owned = 1;
+      }
+      p->g = lt_alloc((size_t)p->numel * sizeof(float), err);
+      if (!p->g) return -1;
+    }
+  } else if (mode == LT_TRAIN_LORA) {
+    if (!lora) return lt_errf(err, "LoRA mode needs a LoRA configuration");
+    if (lt_lora_alloc(m, lora, err)) return -1;
+  }
+  return lt_registry_build(m, err);
+}
+
+void lt_model_zero_grad(lt_model *m) {
+  for (int i = 0; i < m->ntrain; i++) memset(m->train[i].g, 0, (size_t)m->train[i].numel * sizeof(float));
+}
+
+int lt_model_num_params(const lt_model *m) { return m->nparams; }
+
+int64_t lt_model_param_count(const lt_model *m) {
+  int64_t n = 0;
+  for (int i = 0; i < m->nparams; i++) n += m->params[i].numel;
+  return n;
+}
+
+int lt_model_num_trainable(const lt_model *m) { return m->ntrain; }
+
+int lt_model_trainable(const lt_model *m, int i, const char **name, float **w, float **g, int64_t *numel,
+                       int64_t shape[2]) {
+  if (i < 0 || i >= m->ntrain) return -1;
+  const lt_trainable *t = &m->train[i];
+  if (name) *name = t->name;
+  if (w) *w = t->w;
+  if (g) *g = t->g;
+  if (numel) *numel = t->numel;
+  if (shape) {
+    shape[0] = t->shape[0];
+    shape[1] = t->shape[1];
+  }
+  return 0;
+}
+
+void lt_model_get_info(const lt_model *m, lt_model_info *info) {
+  const lt_config *c = &m->cfg;
+  memset(info, 0, sizeof *info);
+  info->architecture = c->architecture;
+  info->model_type = c->model_type;
+  info->dtype = lt_dtype_name(m->embed->dtype);
+  info->vocab = c->vocab;
+  info->hidden = c->hidden;
+  info->layers = c->layers;
+  info->heads = c->heads;
+  info->kv_heads = c->kv_heads;
+  info->head_dim = c->head_dim;
+  info->ffn = c->ffn;
+  info->tied = c->tied;
+  info->params = lt_model_param_count(m);
+  info->n_eos = c->n_eos;
+  info->eos_ids = c->eos;
+}

@@ -1,0 +1,160 @@
+// model: config, weights, trainable registry, LoRA, the decoder forward/backward, KV cache.
+#ifndef LT_MODEL_H
+#define LT_MODEL_H
+#include <stdint.h>
+#include "core/core.h"
+#include "io/safetensors.h"
+
+typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_QWEN2, LT_ARCH_QWEN3, LT_ARCH_MISTRAL } lt_arch;
+typedef enum { LT_ROPE_DEFAULT = 0, LT_ROPE_LINEAR, LT_ROPE_LLAMA3 } lt_rope_type;
+
+#define LT_MAX_EOS 8
+
+typedef struct lt_config {
+  lt_arch arch;
+  char architecture[64];
+  char model_type[32];
+  int vocab, hidden, layers, heads, kv_heads, head_dim, ffn, max_pos;
+  float rms_eps, rope_theta;
+  lt_rope_type rope_type;
+  float rope_factor, rope_low_freq, rope_high_freq;
+  int rope_orig_max_pos;
+  int tied;
+  int qkv_bias, o_bias, mlp_bias, qk_norm;
+  int sliding_window;  // 0 = none
+  int bos_id, pad_id;
+  int n_eos;
+  int32_t eos[LT_MAX_EOS];
+} lt_config;
+
+// Parse config.json (and generation_config.json when present) from a model folder.
+int lt_config_load(lt_config *c, const char *dir, lt_err *err);
+// inv_freq (head_dim/2) for the config's RoPE variant, as transformers computes it.
+void lt_rope_inv_freq(const lt_config *c, float *inv_freq);
+
+// A base weight: stored tensor (mmap view) plus an f32 view used for compute.
+typedef struct lt_param {
+  char name[112];
+  int ndim;
+  int64_t shape[2];
+  int64_t numel;
+  lt_dtype dtype;          // stored dtype
+  const lt_st_tensor *st;  // stored tensor
+  float *w;                // f32 values: the mapping itself (F32, aligned) or an owned copy
+  int owned;               // w is ours to free
+  float *g;                // gradient (full fine-tuning only)
+} lt_param;
+
+typedef struct lt_lora {
+  char nameA[160], nameB[160];  // PEFT keys
+  int r, in, out;
+  float scale;
+  float *A, *B;    // A (r,in), B (out,r)
+  float *gA, *gB;  // gradients
+} lt_lora;
+
+typedef struct lt_linear {
+  lt_param *w;     // (out,in)
+  lt_param *b;     // (out) or NULL
+  lt_lora *lora;   // or NULL
+  int in, out;
+  int id;          // 0..6: q,k,v,o,gate,up,down
+} lt_linear;
+
+typedef struct lt_layer {
+  lt_param *ln1, *ln2, *qn, *kn;
+  lt_linear proj[7];  // q, k, v, o, gate, up, down
+} lt_layer;
+
+enum { LT_Q = 0, LT_K, LT_V, LT_O, LT_GATE, LT_UP, LT_DOWN };
+
+typedef struct lt_trainable {
+  const char *name;
+  float *w, *g;
+  int64_t numel;
+  int64_t shape[2];
+  int decay;  // weight decay applies (not to biases and norms)
+} lt_trainable;
+
+// Per-layer activations kept for backward (training) or reused scratch (inference).
+typedef struct lt_layer_acts {
+  float *x_in;   // (N,C) residual input
+  float *x_mid;  // (N,C) residual after attention
+  float *rstd1, *rstd2;  // (N)
+  float *qpre, *kpre;    // (N,H*D), (N,KV*D) before q/k norm (qk_norm only)
+  float *qrstd, *krstd;  // (N*H), (N*KV)
+  float *q;      // (N,H*D) after norm + rope
+  float *k, *v;  // base of (rows, KV*D) storage; batch b uses rows from b*kv_stride
+  int64_t kv_stride;  // rows between batch elements (T in training, 0 with a cache)
+  float *att;    // (N,H*D) attention output (input of o_proj)
+  float *lse;    // (B,H,T)
+  float *g, *u;  // (N,F)
+  float *xa[7];  // LoRA intermediates (N,r)
+} lt_layer_acts;
+
+typedef struct lt_workspace {
+  int B, T;           // shape the training buffers were sized for
+  int64_t bytes;
+  lt_layer_acts *acts;  // per layer
+  float *x_out, *xnf, *rstdf;  // final residual, final norm output, its rstd
+  // shared scratch
+  float *xn, *h, *drop, *ybuf;  // (N,C), (N,F), (N,max(in)), (N,max(out))
+  float *att_scratch;
+  float *ce_scratch;
+  int ce_chunk;
+  // backward scratch
+  float *dx, *dxn, *datt, *dq, *dk, *dv, *dg, *du, *dh, *dxa;
+  int32_t *targets, *pos;
+  uint8_t *kmask;
+  void *block;   // single allocation backing everything above
+} lt_workspace;
+
+struct lt_model {
+  lt_config cfg;
+  char dir[4096];
+  lt_weights weights;
+  int nparams;
+  lt_param *params;
+  lt_param *embed, *norm, *lm_head;  // lm_head == embed when tied
+  lt_layer *layer;
+  float *inv_freq;
+  lt_train_mode mode;
+  lt_lora_config lora_cfg;
+  lt_lora *loras;  // layers * 7 slots, r == 0 when absent
+  int ntrain;
+  lt_trainable *train;
+  uint64_t step;   // dropout stream counter
+  lt_workspace ws;
+};
+
+struct lt_kvcache {
+  int max_len, len, layers;
+  int64_t kvd;
+  float *k, *v;  // (layers, max_len, KV*D)
+  // inference scratch for up to `chunk` rows
+  int chunk;
+  lt_layer_acts acts;
+  float *xn, *h, *ybuf, *att_scratch, *x, *xnf;
+  int32_t *pos;
+  void *block;
+};
+
+// forward.c
+int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err);
+void lt_ws_free(lt_workspace *ws);
+// One decoder layer forward on N = B*T rows at positions p0.. (kmask (B, p0+T) or NULL).
+void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
+                      const uint8_t *kmask, float *xn, float *h, float *ybuf, float *att_scratch, float *drop,
+                      int train);
+// LoRA-aware linear: y (N,out) = x W^T + b + s * drop(x) A^T B^T
+void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
+                     int train);
+
+// lora.c
+int lt_lora_alloc(lt_model *m, const lt_lora_config *cfg, lt_err *err);
+void lt_lora_free(lt_model *m);
+int lt_registry_build(lt_model *m, lt_err *err);
+// Apply dropout for (layer, proj) to x (N,in) into out; returns out, or x itself when no dropout.
+const float *lt_lora_dropout(const lt_model *m, int l, int proj, const float *x, float *out, int N, int in, int train);
+
+#endif
