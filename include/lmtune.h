@@ -22,6 +22,12 @@ typedef struct lt_kvcache lt_kvcache; // per-sequence key/value cache for decodi
 
 typedef enum { LT_TRAIN_FROZEN = 0, LT_TRAIN_LORA, LT_TRAIN_FULL } lt_train_mode;
 
+// Compute precision of the matrix products with frozen weights. F32: weights widened to f32, OpenBLAS sgemm
+// (bit-for-bit the reference path). BF16: frozen weights stay bf16 (the mapping itself when stored bf16) and
+// activations are rounded to bf16 with f32 accumulation, as PyTorch's bf16 autocast; norms, softmax, losses,
+// LoRA and optimizer state stay f32. Trainable full weights always use f32.
+typedef enum { LT_COMPUTE_F32 = 0, LT_COMPUTE_BF16 } lt_compute;
+
 // LoRA targets are a bitmask over the seven projections.
 enum {
   LT_LORA_Q = 1 << 0, LT_LORA_K = 1 << 1, LT_LORA_V = 1 << 2, LT_LORA_O = 1 << 3,
@@ -43,6 +49,9 @@ int lt_lora_parse_targets(const char *list, unsigned *mask, lt_err *err);
 // Load a Hugging Face model folder (config.json + safetensors, single or sharded).
 int lt_model_load(lt_model **out, const char *dir, lt_err *err);
 void lt_model_free(lt_model *m);
+
+// Choose the compute precision (default F32); call before the first forward.
+int lt_model_set_compute(lt_model *m, lt_compute c, lt_err *err);
 
 // Make parameters trainable. Full: every weight gets f32 storage and gradients. LoRA: fresh adapters as PEFT
 // initialises them (A Kaiming-uniform, B zero). Frozen: nothing trains.
@@ -77,7 +86,7 @@ typedef struct lt_sampling {
   uint64_t seed;
 } lt_sampling;
 
-int lt_kvcache_new(lt_kvcache **out, const lt_model *m, int max_len, lt_err *err);
+int lt_kvcache_new(lt_kvcache **out, lt_model *m, int max_len, lt_err *err);
 void lt_kvcache_free(lt_kvcache *c);
 void lt_kvcache_reset(lt_kvcache *c);
 int lt_kvcache_len(const lt_kvcache *c);

@@ -164,7 +164,7 @@ static int st_parse_entry(const char *P, const char *name, const cJSON *e, uint6
   if (!cJSON_IsArray(js)) return lt_errf(err, "%s: tensor '%s': \"shape\" is not an array", P, name);
   int nd = 0;
   uint64_t numel = 1;
-  int overflow = 0;
+  int overflow = 0, has_zero = 0;
   for (const cJSON *d = js->child; d; d = d->next) {
     if (nd >= LT_ST_MAX_DIMS)
       return lt_errf(err, "%s: tensor '%s': shape has %d dimensions, more than the supported %d", P, name,
@@ -177,13 +177,17 @@ static int st_parse_entry(const char *P, const char *name, const cJSON *e, uint6
       return lt_errf(err, "%s: tensor '%s': shape[%d] = %s %s", P, name, nd, num, json_u64_problem(rc));
     }
     t->shape[nd++] = (int64_t)v;
+    if (v == 0) has_zero = 1;
     if (__builtin_mul_overflow(numel, v, &numel)) overflow = 1;
   }
   t->ndim = nd;
   char shp[256];
   shape_str(shp, sizeof shp, t->shape, nd);
-  // A zero dimension makes the product 0 whatever the others are.
-  if (numel == 0) overflow = 0;
+  // A zero dimension makes the product 0 whatever the others are (a wrapped product is not enough).
+  if (has_zero) {
+    overflow = 0;
+    numel = 0;
+  }
   if (overflow || numel > (uint64_t)INT64_MAX)
     return lt_errf(err, "%s: tensor '%s': shape %s: element count overflows", P, name, shp);
   t->numel = (int64_t)numel;
@@ -219,6 +223,7 @@ static int st_parse_entry(const char *P, const char *name, const cJSON *e, uint6
                    (unsigned long long)(off[1] - off[0]), shp, lt_dtype_name(t->dtype), (unsigned long long)need);
   t->data = data_area + off[0];
   t->nbytes = (size_t)need;
+  range->name = t->name;
   range->begin = off[0];
   range->end = off[1];
   return 0;
@@ -536,16 +541,20 @@ int lt_st_write(const char *path, const lt_st_wtensor *t, int n, const char *met
       goto done;
     }
     uint64_t numel = 1;
-    int overflow = 0;
+    int overflow = 0, has_zero = 0;
     for (int d = 0; d < w->ndim; d++) {
       if (w->shape[d] < 0 || (double)w->shape[d] > ST_MAX_JSON_INT) {
         lt_errf(err, "%s: tensor '%s': dimension %d has invalid size %lld", path, w->name, d,
                 (long long)w->shape[d]);
         goto done;
       }
+      if (w->shape[d] == 0) has_zero = 1;
       if (__builtin_mul_overflow(numel, (uint64_t)w->shape[d], &numel)) overflow = 1;
     }
-    if (numel == 0) overflow = 0;
+    if (has_zero) {
+      overflow = 0;
+      numel = 0;
+    }
     uint64_t nb;
     if (overflow || numel > (uint64_t)INT64_MAX ||
         __builtin_mul_overflow(numel, (uint64_t)lt_dtype_size(w->dtype), &nb) || nb > (uint64_t)SIZE_MAX) {

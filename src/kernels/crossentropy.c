@@ -2,6 +2,7 @@
 // Targets: -100 (and, defensively, anything outside [0, V)) mark ignored rows: loss 0, no gradient.
 #include <cblas.h>
 #include <math.h>
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
 #define LT_CE_PAR (1 << 15)
@@ -56,8 +57,9 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // x (N,C), w (V,C), targets (N) -> summed loss over valid rows; dx (N,C) += dlogits w, dw (V,C) += dlogits^T x with
 // dlogits = scale * (softmax - onehot). Chunks of `chunk` rows: logits into scratch (chunk*V) by sgemm (all BLAS
 // threads), rows in parallel (one exp per logit), then two sgemms. The loss sum is deterministic.
-double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
-                    float scale, float *scratch, int chunk) {
+double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
+                       const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
+                       float *scratch, int chunk) {
   if (chunk < 1) chunk = 1;
   int grads = dx != NULL || dw != NULL;
   double total = 0.0;
@@ -65,7 +67,8 @@ double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const 
     int nc = N - n0 < chunk ? N - n0 : chunk;
     const float *xc = x + (int64_t)n0 * C;
     const int32_t *tc = targets + n0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
+    if (wbf) lt_gemm_bf16_nt(scratch, xc, wbf, nc, V, C, 0, gs);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
     for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
       int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
       double rowloss[LT_CE_SUB];
@@ -99,9 +102,15 @@ double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const 
       }
       for (int r = 0; r < nr; r++) total += rowloss[r];
     }
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
-                        dx + (int64_t)n0 * C, C);
+    if (dx && wbf) lt_gemm_bf16_nn(dx + (int64_t)n0 * C, scratch, wbf, nc, C, V, 1, gs);
+    else if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
+                             dx + (int64_t)n0 * C, C);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, nc, 1.0f, scratch, V, xc, C, 1.0f, dw, C);
   }
   return total;
+}
+
+double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
+                    float scale, float *scratch, int chunk) {
+  return lt_lmhead_ce_ex(dx, dw, x, w, NULL, NULL, targets, N, C, V, scale, scratch, chunk);
 }

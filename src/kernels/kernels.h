@@ -5,6 +5,8 @@
 #define LT_KERNELS_H
 #include <stdint.h>
 
+#include "kernels/gemm.h"
+
 // ---- linear (BLAS) ----
 // x (N,C), w (OC,C), b (OC) or NULL -> y (N,OC) = x w^T + b ; y is overwritten (beta=0) unless accumulate
 void lt_linear_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int OC, int accumulate);
@@ -42,7 +44,9 @@ void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, c
 // q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.
 // Causal; kmask (L) optional (0 = padding key, excluded); window > 0 keeps only keys with qpos - kpos < window.
 // Scale 1/sqrt(D). Head h reads kv head h / (H/KV). -> out (T, H*D), lse (H, T) log-sum-exp of each score row.
-// scratch: at least lt_attention_scratch(T, L) floats. Rows with no visible key give zeros and lse = -inf.
+// scratch: at least lt_attention_scratch(T, L) floats (forward and backward); the size is
+// omp_get_max_threads() * 2 * min(T, 64) * L, so size it under the same OpenMP thread setting as the calls.
+// Rows with no visible key give zeros and lse = -inf.
 int64_t lt_attention_scratch(int T, int L);
 void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
                           int T, int p0, int H, int KV, int D, int window, float *scratch);
@@ -62,6 +66,10 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // dx (N,C) += scale * dlogits w and dw (V,C) += scale * dlogits^T x. scratch: chunk * V floats.
 double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
                     float scale, float *scratch, int chunk);
+// The same with the LM head in bf16 (wbf, frozen: dw must be NULL) through the bf16 GEMM; w unused then.
+double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
+                       const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
+                       float *scratch, int chunk);
 
 // ---- AdamW (torch.optim.AdamW semantics) ----
 // w, g, m, v (n); vmax (n) or NULL (amsgrad when given); t = step number starting at 1. Decoupled decay

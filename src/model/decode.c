@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "kernels/kernels.h"
 #include "model/model.h"
 
@@ -47,11 +49,16 @@ static void carve_cache(const lt_model *m, lt_kvcache *kc, carver *cv) {
   kc->xnf = carve(cv, FL(R * C));
   kc->att_scratch = carve(cv, FL(lt_attention_scratch((int)R, kc->max_len)));
   kc->pos = carve(cv, sizeof(int32_t) * (size_t)R);
+  kc->gemm.max_mk = lt_model_max_mk(m, (int)R, 0);
+  kc->gemm.threads = omp_get_max_threads();
+  kc->gemm.buf = m->compute == LT_COMPUTE_BF16 ? carve(cv, lt_gemm_bf16_scratch(kc->gemm.max_mk, kc->gemm.threads))
+                                               : NULL;
 }
 
-int lt_kvcache_new(lt_kvcache **out, const lt_model *m, int max_len, lt_err *err) {
+int lt_kvcache_new(lt_kvcache **out, lt_model *m, int max_len, lt_err *err) {
   *out = NULL;
   if (max_len <= 0) return lt_errf(err, "KV cache length %d must be positive", max_len);
+  if (lt_model_prepare(m, err)) return -1;
   lt_kvcache *kc = lt_alloc(sizeof *kc, err);
   if (!kc) return -1;
   kc->max_len = max_len;
@@ -89,28 +96,31 @@ int lt_model_decode(lt_model *m, lt_kvcache *kc, const int32_t *ids, int n, floa
   for (int i = 0; i < n; i++)
     if (ids[i] < 0 || ids[i] >= c->vocab)
       return lt_errf(err, "token id %d at position %d is outside the vocabulary [0, %d)", ids[i], i, c->vocab);
+  if (lt_model_prepare(m, err)) return -1;
+  if ((m->compute == LT_COMPUTE_BF16) != (kc->gemm.buf != NULL))
+    return lt_errf(err, "the KV cache was made for another compute precision; make a new one");
   int C = c->hidden, V = c->vocab;
   lt_layer_acts *a = &kc->acts;
   for (int done = 0; done < n;) {
     int R = LT_MIN(kc->chunk, n - done), p0 = kc->len;
     for (int i = 0; i < R; i++) kc->pos[i] = p0 + i;
-    lt_embedding_forward(kc->x, ids + done, m->embed->w, R, C);
+    lt_embed_lookup(m->embed, kc->x, ids + done, R);
     for (int l = 0; l < c->layers; l++) {
       a->k = kc->k + (int64_t)l * kc->max_len * kc->kvd;
       a->v = kc->v + (int64_t)l * kc->max_len * kc->kvd;
       a->kv_stride = 0;
       // the layer output overwrites x_in: x_in is no longer read once x_mid exists
-      lt_layer_forward(m, l, a, kc->x, 1, R, p0, kc->pos, NULL, kc->xn, kc->h, NULL, kc->att_scratch, NULL, 0);
+      lt_layer_forward(m, l, a, kc->x, 1, R, p0, kc->pos, NULL, kc->xn, kc->h, kc->att_scratch, NULL, &kc->gemm, 0);
     }
     kc->len += R;
     done += R;
     float rstd[DECODE_CHUNK];
     if (all_logits) {
       lt_rmsnorm_forward(kc->xnf, rstd, kc->x, m->norm->w, R, C, c->rms_eps);
-      lt_linear_forward(logits + (int64_t)(done - R) * V, kc->xnf, m->lm_head->w, NULL, R, C, V, 0);
+      lt_mm_forward(m->lm_head, logits + (int64_t)(done - R) * V, kc->xnf, R, 0, &kc->gemm);
     } else if (done == n) {
       lt_rmsnorm_forward(kc->xnf, rstd, kc->x + (int64_t)(R - 1) * C, m->norm->w, 1, C, c->rms_eps);
-      lt_linear_forward(logits, kc->xnf, m->lm_head->w, NULL, 1, C, V, 0);
+      lt_mm_forward(m->lm_head, logits, kc->xnf, 1, 0, &kc->gemm);
     }
   }
   return 0;

@@ -5,10 +5,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "kernels/kernels.h"
 #include "model/model.h"
 
 #define CE_CHUNK 64
+
+// ---- matrix products with a frozen or trainable weight, in the model's compute precision ----
+// x (N,in), W (out,in) -> y (N,out) (+)= x W^T
+void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs) {
+  int out = (int)w->shape[0], in = (int)w->shape[1];
+  if (gs && gs->buf && w->bf && !w->g) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
+  else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
+}
+
+// dy (N,out) -> dx (N,in) += dy W
+void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, const lt_gemm_scratch *gs) {
+  int out = (int)w->shape[0], in = (int)w->shape[1];
+  if (gs && gs->buf && w->bf && !w->g) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, 1, gs);
+  else lt_linear_backward(dx, NULL, NULL, dy, NULL, w->w, N, in, out);
+}
+
+// ids (N) -> out (N,C) rows of the embedding, from its f32 or bf16 view
+void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N) {
+  int C = (int)e->shape[1];
+  if (e->w) {
+    lt_embedding_forward(out, ids, e->w, N, C);
+    return;
+  }
+  for (int i = 0; i < N; i++) {
+    const uint16_t *row = e->bf + (int64_t)ids[i] * C;
+    for (int c = 0; c < C; c++) out[(int64_t)i * C + c] = lt_bf16_to_f32(row[c]);
+  }
+}
+
+int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk) {
+  const lt_config *c = &m->cfg;
+  int64_t k = LT_MAX(LT_MAX(c->hidden, c->heads * c->head_dim), c->ffn);
+  return LT_MAX((int64_t)rows * k, (int64_t)ce_chunk * LT_MAX(c->vocab, c->hidden));
+}
 
 static int max_lora_r(const lt_model *m) {
   int r = 0;
@@ -81,6 +117,10 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, carver *cv, int B, int
   ws->targets = carve(cv, sizeof(int32_t) * (size_t)N);
   ws->pos = carve(cv, sizeof(int32_t) * (size_t)N);
   ws->kmask = carve(cv, (size_t)N);
+  ws->gemm.max_mk = lt_model_max_mk(m, (int)N, ws->ce_chunk);
+  ws->gemm.threads = omp_get_max_threads();
+  ws->gemm.buf = m->compute == LT_COMPUTE_BF16 ? carve(cv, lt_gemm_bf16_scratch(ws->gemm.max_mk, ws->gemm.threads))
+                                               : NULL;
 }
 
 int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
@@ -107,8 +147,9 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
 // ---- LoRA-aware projection ----
 // x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
 void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                     int train) {
-  lt_linear_forward(y, x, p->w->w, p->b ? p->b->w : NULL, N, p->in, p->out, 0);
+                     const lt_gemm_scratch *gs, int train) {
+  lt_mm_forward(p->w, y, x, N, 0, gs);
+  if (p->b) lt_add_bias(y, p->b->w, N, p->out);
   const lt_lora *a = p->lora;
   if (!a) return;
   const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, train);
@@ -120,7 +161,9 @@ void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const flo
 // dy (N,out) -> dx (N,in) +=, dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in) scratch.
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, const float *dy, const float *x,
                           const float *xa, int N, float *drop, float *dxa) {
-  lt_linear_backward(dx, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
+  if (p->w->g || (p->b && p->b->g))
+    lt_linear_backward(NULL, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
+  if (dx) lt_mm_backward_dx(p->w, dx, dy, N, &m->ws.gemm);
   const lt_lora *a = p->lora;
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
@@ -145,18 +188,17 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, con
 // ---- one decoder layer ----
 // x_in (N,C) -> x_out (N,C); N = B*T rows at positions pos; keys/values written at rows p0.. of a->k/a->v
 void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
-                      const uint8_t *kmask, float *xn, float *h, float *ybuf, float *att_scratch, float *drop,
-                      int train) {
-  (void)ybuf;
+                      const uint8_t *kmask, float *xn, float *h, float *att_scratch, float *drop,
+                      const lt_gemm_scratch *gs, int train) {
   const lt_config *c = &m->cfg;
   const lt_layer *L = &m->layer[l];
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D;
   float *kdst = a->k + (int64_t)p0 * KVD, *vdst = a->v + (int64_t)p0 * KVD;
   // attention block
   lt_rmsnorm_forward(xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  lt_proj_forward(m, l, &L->proj[LT_Q], c->qk_norm ? a->qpre : a->q, xn, a->xa[LT_Q], N, drop, train);
-  lt_proj_forward(m, l, &L->proj[LT_K], c->qk_norm ? a->kpre : kdst, xn, a->xa[LT_K], N, drop, train);
-  lt_proj_forward(m, l, &L->proj[LT_V], vdst, xn, a->xa[LT_V], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_Q], c->qk_norm ? a->qpre : a->q, xn, a->xa[LT_Q], N, drop, gs, train);
+  lt_proj_forward(m, l, &L->proj[LT_K], c->qk_norm ? a->kpre : kdst, xn, a->xa[LT_K], N, drop, gs, train);
+  lt_proj_forward(m, l, &L->proj[LT_V], vdst, xn, a->xa[LT_V], N, drop, gs, train);
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
     lt_rmsnorm_forward(kdst, a->krstd, a->kpre, L->kn->w, N * KV, D, c->rms_eps);
@@ -169,14 +211,14 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
                          a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
                          c->sliding_window, att_scratch);
   }
-  lt_proj_forward(m, l, &L->proj[LT_O], a->x_mid, a->att, a->xa[LT_O], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_O], a->x_mid, a->att, a->xa[LT_O], N, drop, gs, train);
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
   lt_rmsnorm_forward(xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
-  lt_proj_forward(m, l, &L->proj[LT_GATE], a->g, xn, a->xa[LT_GATE], N, drop, train);
-  lt_proj_forward(m, l, &L->proj[LT_UP], a->u, xn, a->xa[LT_UP], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_GATE], a->g, xn, a->xa[LT_GATE], N, drop, gs, train);
+  lt_proj_forward(m, l, &L->proj[LT_UP], a->u, xn, a->xa[LT_UP], N, drop, gs, train);
   lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
-  lt_proj_forward(m, l, &L->proj[LT_DOWN], x_out, h, a->xa[LT_DOWN], N, drop, train);
+  lt_proj_forward(m, l, &L->proj[LT_DOWN], x_out, h, a->xa[LT_DOWN], N, drop, gs, train);
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }
 
@@ -254,7 +296,7 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
   if (!labels) return lt_errf(err, "labels are required for the loss");
   if (check_batch(m, ids, mask, labels, B, T, err)) return -1;
   if (backward && m->mode == LT_TRAIN_FROZEN) return lt_errf(err, "nothing to train: the model is frozen");
-  if (lt_ws_reserve(m, B, T, err)) return -1;
+  if (lt_model_prepare(m, err) || lt_ws_reserve(m, B, T, err)) return -1;
   lt_workspace *ws = &m->ws;
   const lt_config *c = &m->cfg;
   int N = B * T, C = c->hidden;
@@ -266,11 +308,11 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
     ws->targets[i] = t + 1 < T ? labels[i + 1] : -100;  // transformers shifts labels left by one
     if (ws->targets[i] != -100) n_valid++;
   }
-  lt_embedding_forward(ws->acts[0].x_in, ids, m->embed->w, N, C);
+  lt_embed_lookup(m->embed, ws->acts[0].x_in, ids, N);
   for (int l = 0; l < c->layers; l++) {
     float *x_out = l + 1 < c->layers ? ws->acts[l + 1].x_in : ws->x_out;
-    lt_layer_forward(m, l, &ws->acts[l], x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h, NULL, ws->att_scratch,
-                     ws->drop, backward);
+    lt_layer_forward(m, l, &ws->acts[l], x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h, ws->att_scratch,
+                     ws->drop, &ws->gemm, backward);
   }
   lt_rmsnorm_forward(ws->xnf, ws->rstdf, ws->x_out, m->norm->w, N, C, c->rms_eps);
   if (n_valid == 0) {
@@ -279,14 +321,19 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
   }
   float scale = 1.0f / (float)n_valid;
   if (backward) memset(ws->dxn, 0, FL((int64_t)N * C));
-  double sum = lt_lmhead_ce(backward ? ws->dxn : NULL, backward ? m->lm_head->g : NULL, ws->xnf, m->lm_head->w,
-                            ws->targets, N, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
+  const lt_param *hw = m->lm_head;
+  const uint16_t *hbf = ws->gemm.buf && hw->bf && !hw->g ? hw->bf : NULL;
+  double sum = lt_lmhead_ce_ex(backward ? ws->dxn : NULL, backward ? hw->g : NULL, ws->xnf, hw->w, hbf, &ws->gemm,
+                               ws->targets, N, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
   *loss = (float)(sum / n_valid);
   if (backward) {
     memset(ws->dx, 0, FL((int64_t)N * C));
     lt_rmsnorm_backward(ws->dx, m->norm->g, ws->dxn, ws->x_out, m->norm->w, ws->rstdf, N, C);
     for (int l = c->layers - 1; l >= 0; l--) layer_backward(m, l, &ws->acts[l], B, T);
-    if (m->embed->g) lt_embedding_backward(m->embed->g, ws->dx, ids, N, C);
+    if (m->embed->g) {  // transformers' nn.Embedding(padding_idx=pad_token_id) gives the pad row no gradient
+      for (int i = 0; i < N; i++)
+        if (ids[i] != c->pad_id) lt_add_inplace(m->embed->g + (int64_t)ids[i] * C, ws->dx + (int64_t)i * C, C);
+    }
   }
   m->step++;
   return 0;

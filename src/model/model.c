@@ -42,16 +42,60 @@ static int bind(lt_model *m, lt_param *p, const char *name, int64_t d0, int64_t 
   p->numel = d0 * (nd == 2 ? d1 : 1);
   p->dtype = t->dtype;
   p->st = t;
-  if (t->dtype == LT_DTYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+  if (t->dtype == LT_DTYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0)
     p->w = (float *)(uintptr_t)t->data;  // view into the read-only mapping; never written
-    p->owned = 0;
-  } else {
-    p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
-    if (!p->w) return lt_err_prefix(err, "%s", name);
-    p->owned = 1;
-    if (lt_tensor_to_f32(t, p->w, err)) return lt_err_prefix(err, "%s", file);
-  }
+  if (t->dtype == LT_DTYPE_BF16 && ((uintptr_t)t->data % sizeof(uint16_t)) == 0)
+    p->bf = (const uint16_t *)(const void *)t->data;
   return 0;
+}
+
+// Views the current compute and train modes need: f32 for norms and biases, trainable weights and f32 compute;
+// bf16 for frozen matrices under bf16 compute. Conversions happen once; mapped views cost nothing.
+int lt_model_prepare(lt_model *m, lt_err *err) {
+  if (m->views_ready) return 0;
+  for (int i = 0; i < m->nparams; i++) {
+    lt_param *p = &m->params[i];
+    int want_bf = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && !p->g;
+    int want_f32 = !want_bf;
+    if (want_f32 && !p->w) {
+      p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
+      if (!p->w) return lt_err_prefix(err, "%s", p->name);
+      p->owned = 1;
+      if (lt_tensor_to_f32(p->st, p->w, err)) return lt_err_prefix(err, "%s", m->dir);
+    }
+    if (want_bf && !p->bf) {
+      uint16_t *b = lt_alloc((size_t)p->numel * sizeof(uint16_t), err);
+      if (!b) return lt_err_prefix(err, "%s", p->name);
+      p->bf = b;
+      p->bf_owned = 1;
+      if (p->w) {
+        for (int64_t k = 0; k < p->numel; k++) b[k] = lt_f32_to_bf16(p->w[k]);
+      } else {
+        float row[1024];
+        for (int64_t k0 = 0; k0 < p->numel; k0 += 1024) {
+          int64_t n = LT_MIN(1024, p->numel - k0);
+          lt_st_tensor part = *p->st;
+          part.data += (size_t)k0 * lt_dtype_size(part.dtype);
+          part.numel = n;
+          part.nbytes = (size_t)n * lt_dtype_size(part.dtype);
+          if (lt_tensor_to_f32(&part, row, err)) return lt_err_prefix(err, "%s", m->dir);
+          for (int64_t k = 0; k < n; k++) b[k0 + k] = lt_f32_to_bf16(row[k]);
+        }
+      }
+    }
+  }
+  m->views_ready = 1;
+  return 0;
+}
+
+int lt_model_set_compute(lt_model *m, lt_compute c, lt_err *err) {
+  if (c != LT_COMPUTE_F32 && c != LT_COMPUTE_BF16) return lt_errf(err, "unknown compute precision %d", (int)c);
+  if (c != m->compute) {
+    m->compute = c;
+    m->views_ready = 0;
+    lt_ws_free(&m->ws);
+  }
+  return lt_model_prepare(m, err);
 }
 
 static int load_weights(lt_model *m, lt_err *err) {
@@ -143,8 +187,10 @@ void lt_model_free(lt_model *m) {
   lt_lora_free(m);
   if (m->params) {
     free_grads(m);
-    for (int i = 0; i < m->nparams; i++)
+    for (int i = 0; i < m->nparams; i++) {
       if (m->params[i].owned) lt_free(m->params[i].w);
+      if (m->params[i].bf_owned) lt_free((void *)(uintptr_t)m->params[i].bf);
+    }
   }
   lt_free(m->params);
   lt_free(m->layer);
@@ -158,7 +204,14 @@ int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_confi
   lt_lora_free(m);
   free_grads(m);
   m->mode = mode;
+  m->views_ready = 0;
+  lt_ws_free(&m->ws);
   if (mode == LT_TRAIN_FULL) {
+    for (int i = 0; i < m->nparams; i++) {  // gradients first: trainable weights then get f32 views only
+      m->params[i].g = lt_alloc((size_t)m->params[i].numel * sizeof(float), err);
+      if (!m->params[i].g) return -1;
+    }
+    if (lt_model_prepare(m, err)) return -1;
     for (int i = 0; i < m->nparams; i++) {
       lt_param *p = &m->params[i];
       if (!p->owned) {  // trainable weights must own their f32 storage
@@ -168,13 +221,12 @@ int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_confi
         p->w = w;
         p->owned = 1;
       }
-      p->g = lt_alloc((size_t)p->numel * sizeof(float), err);
-      if (!p->g) return -1;
     }
   } else if (mode == LT_TRAIN_LORA) {
     if (!lora) return lt_errf(err, "LoRA mode needs a LoRA configuration");
     if (lt_lora_alloc(m, lora, err)) return -1;
   }
+  if (lt_model_prepare(m, err)) return -1;
   return lt_registry_build(m, err);
 }
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include "core/core.h"
 #include "io/safetensors.h"
+#include "kernels/gemm.h"
 
 typedef enum { LT_ARCH_LLAMA = 0, LT_ARCH_QWEN2, LT_ARCH_QWEN3, LT_ARCH_MISTRAL } lt_arch;
 typedef enum { LT_ROPE_DEFAULT = 0, LT_ROPE_LINEAR, LT_ROPE_LLAMA3 } lt_rope_type;
@@ -40,8 +41,10 @@ typedef struct lt_param {
   int64_t numel;
   lt_dtype dtype;          // stored dtype
   const lt_st_tensor *st;  // stored tensor
-  float *w;                // f32 values: the mapping itself (F32, aligned) or an owned copy
+  float *w;                // f32 values: the mapping itself (F32, aligned), an owned copy, or NULL
   int owned;               // w is ours to free
+  const uint16_t *bf;      // bf16 values for bf16 compute: the mapping itself (BF16) or an owned copy
+  int bf_owned;
   float *g;                // gradient (full fine-tuning only)
 } lt_param;
 
@@ -98,7 +101,7 @@ typedef struct lt_workspace {
   lt_layer_acts *acts;  // per layer
   float *x_out, *xnf, *rstdf;  // final residual, final norm output, its rstd
   // shared scratch
-  float *xn, *h, *drop, *ybuf;  // (N,C), (N,F), (N,max(in)), (N,max(out))
+  float *xn, *h, *drop;  // (N,C), (N,F), (N,max(in))
   float *att_scratch;
   float *ce_scratch;
   int ce_chunk;
@@ -106,6 +109,7 @@ typedef struct lt_workspace {
   float *dx, *dxn, *datt, *dq, *dk, *dv, *dg, *du, *dh, *dxa;
   int32_t *targets, *pos;
   uint8_t *kmask;
+  lt_gemm_scratch gemm;
   void *block;   // single allocation backing everything above
 } lt_workspace;
 
@@ -118,6 +122,8 @@ struct lt_model {
   lt_param *embed, *norm, *lm_head;  // lm_head == embed when tied
   lt_layer *layer;
   float *inv_freq;
+  lt_compute compute;
+  int views_ready;  // f32/bf16 views match compute and train mode
   lt_train_mode mode;
   lt_lora_config lora_cfg;
   lt_lora *loras;  // layers * 7 slots, r == 0 when absent
@@ -136,19 +142,29 @@ struct lt_kvcache {
   lt_layer_acts acts;
   float *xn, *h, *ybuf, *att_scratch, *x, *xnf;
   int32_t *pos;
+  lt_gemm_scratch gemm;
   void *block;
 };
 
+// model.c: create the f32 / bf16 weight views the compute mode and train mode need.
+int lt_model_prepare(lt_model *m, lt_err *err);
+
 // forward.c
+// y (N,out) (+)= x W^T with W's f32 or bf16 view; dx (N,in) += dy W
+void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs);
+void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, const lt_gemm_scratch *gs);
+void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N);
+// Largest M*K any matrix product of the model sees with M rows of activations (and the LM head's chunk).
+int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk);
 int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err);
 void lt_ws_free(lt_workspace *ws);
 // One decoder layer forward on N = B*T rows at positions p0.. (kmask (B, p0+T) or NULL).
 void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
-                      const uint8_t *kmask, float *xn, float *h, float *ybuf, float *att_scratch, float *drop,
-                      int train);
+                      const uint8_t *kmask, float *xn, float *h, float *att_scratch, float *drop,
+                      const lt_gemm_scratch *gs, int train);
 // LoRA-aware linear: y (N,out) = x W^T + b + s * drop(x) A^T B^T
 void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                     int train);
+                     const lt_gemm_scratch *gs, int train);
 
 // lora.c
 int lt_lora_alloc(lt_model *m, const lt_lora_config *cfg, lt_err *err);

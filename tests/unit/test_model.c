@@ -182,6 +182,48 @@ static void run_fixture(const char *name) {
     CHECK_MSG(ng >= 4, "%s: only %d LoRA gradients compared", name, ng);
   }
   lt_model_free(m);
+
+  // bf16 compute (frozen weights bf16, activations rounded to bf16, f32 accumulation) against the f32 reference:
+  // documented tolerance: loss within 1% relative, LoRA gradients within 5% (relative L2 norm), logits within
+  // 3% of the largest reference logit.
+  CHECK(lt_model_load(&m, dir, &err) == 0);
+  CHECK(lt_model_set_compute(m, LT_COMPUTE_BF16, &err) == 0);
+  rc = lt_model_load_adapter(m, path, &err);
+  CHECK_MSG(rc == 0, "%s: %s", name, err.msg);
+  if (rc == 0) {
+    float *want_l = f32_of(ref(&rf, "lora_logits"));
+    int len = 0;
+    while (len < bt.T && bt.mask[len]) len++;
+    float *got = malloc(sizeof(float) * (size_t)len * bt.V);
+    CHECK(lt_model_logits(m, bt.ids, len, got, &err) == 0);
+    double e = max_abs(got, want_l, (int64_t)len * bt.V), big = 0;
+    for (int64_t i = 0; i < (int64_t)len * bt.V; i++) big = fmax(big, fabs(want_l[i]));
+    CHECK_MSG(e <= 0.03 * big, "%s bf16 logits max abs error %g > 3%% of %g", name, e, big);
+    lt_model_zero_grad(m);
+    CHECK(lt_model_loss(m, bt.ids, bt.mask, bt.labels, bt.B, bt.T, 1, &loss, &err) == 0);
+    memcpy(&want, ref(&rf, "lora_loss")->data, 4);
+    CHECK_MSG(fabs(loss - want) <= 1e-2 * fabs(want), "%s bf16 loss %.6g vs %.6g", name, loss, want);
+    double worst = 0;
+    for (int i = 0; i < lt_model_num_trainable(m); i++) {
+      const char *tn;
+      float *g;
+      int64_t numel;
+      lt_model_trainable(m, i, &tn, NULL, &g, &numel, NULL);
+      char key[256];
+      snprintf(key, sizeof key, "lora_grad.%s", tn);
+      const lt_st_tensor *gt = lt_st_find(&rf, key);
+      if (!gt || gt->numel != numel) continue;
+      float *gw = f32_of(gt);
+      worst = fmax(worst, rel_err(g, gw, numel));
+      free(gw);
+    }
+    CHECK_MSG(worst <= 5e-2, "%s bf16 LoRA gradient rel error %g > 5e-2", name, worst);
+    fprintf(stderr, "  bf16 compute: logits max abs %.2e (max |logit| %.2f), loss rel %.2e, worst LoRA grad rel %.2e\n",
+            e, big, fabs(loss - want) / fabs(want), worst);
+    free(got);
+    free(want_l);
+  }
+  lt_model_free(m);
   free(bt.ids);
   free(bt.mask);
   free(bt.labels);

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# LoRA training-step benchmark: lmtune vs PyTorch (f32 and bf16 autocast), side by side in one run.
+# Usage: bash bench/run.sh            (or `make bench`)
+#        SHAPE=tiny bash bench/run.sh (smoke test, seconds)
+# Env: SHAPE (qwen05b|tiny, default qwen05b), SEQ (512), BATCH (1), STEPS (3), WARMUP (1), THREADS (2),
+#      BUILD (build dir, default build), LMTUNE_CACHE (model cache root, default ~/.cache/lmtune).
+# Results: a table on stdout and bench/out/<date>.json (per-run logs next to it).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+SHAPE=${SHAPE:-qwen05b}
+SEQ=${SEQ:-512}
+BATCH=${BATCH:-1}
+STEPS=${STEPS:-3}
+WARMUP=${WARMUP:-1}
+THREADS=${THREADS:-2}
+BUILD=${BUILD:-build}
+cache=${LMTUNE_CACHE:-$HOME/.cache/lmtune}
+model=$cache/bench-models/$SHAPE
+py=$root/.venv/bin/python
+
+if [ ! -x "$py" ]; then
+  echo "run.sh: $py is missing: run \`make venv\` (or \`make bench\`)" >&2
+  exit 1
+fi
+
+# The bench binary (a no-op when up to date; `make bench` has already built everything).
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j"$THREADS" --target bench_train >/dev/null
+bin=$BUILD/bench_train
+
+mkdir -p "$(dirname "$model")"
+"$py" bench/make_model.py "$model" --shape "$SHAPE"
+
+stamp=$(date +%Y-%m-%dT%H-%M-%S)
+out=bench/out
+mkdir -p "$out"
+logs=$out/$stamp
+mkdir -p "$logs"
+results=$logs/results.jsonl
+: >"$results"
+status=0
+
+# run NAME CMD...: runs one benchmark process, appends its JSON (or a failure record) to $results.
+run() {
+  local name=$1
+  shift
+  local load
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "== $name (load average before: $load)" >&2
+  local rc=0
+  "$@" >"$logs/$name.json" 2> >(tee "$logs/$name.log" >&2) || rc=$?
+  wait  # let tee finish writing the log
+  local line
+  line=$(grep '^{' "$logs/$name.json" | tail -n1 || true)
+  if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+    local msg
+    msg=$(grep -v '^\s*$' "$logs/$name.log" | tail -n3 | tr '\n' ' ' || true)
+    echo "run.sh: $name FAILED (exit $rc): $msg" >&2
+    "$py" -c 'import json,sys; print(json.dumps({"run": sys.argv[1], "error": sys.argv[2], "exit": int(sys.argv[3])}))' \
+      "$name" "$msg" "$rc" >>"$results"
+    status=1
+  else
+    "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d["run"]=sys.argv[2]; d["loadavg_before"]=sys.argv[3]; print(json.dumps(d))' \
+      "$line" "$name" "$load" >>"$results"
+  fi
+}
+
+args=(--model "$model" --seq "$SEQ" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP")
+export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
+run lmtune_f32 "$bin" "${args[@]}"
+run torch_f32 "$py" bench/torch_ref.py "${args[@]}" --dtype f32 --threads "$THREADS"
+run torch_bf16 "$py" bench/torch_ref.py "${args[@]}" --dtype bf16 --threads "$THREADS"
+
+"$py" - "$results" "$out/$stamp.json" "$SHAPE" "$SEQ" "$BATCH" "$STEPS" "$WARMUP" "$THREADS" "$model" <<'EOF'
+import json, os, platform, subprocess, sys, time
+res_path, out_path, shape, seq, batch, steps, warmup, threads, model = sys.argv[1:]
+rows = [json.loads(l) for l in open(res_path) if l.strip()]
+ok = [r for r in rows if "error" not in r]
+lm = [r for r in ok if r["impl"] == "lmtune"]
+th = [r for r in ok if r["impl"] == "torch"]
+
+def rev():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+print()
+print(f"LoRA r=16 training step, shape={shape} batch={batch} seq={seq} steps={steps} (+{warmup} warm-up) "
+      f"threads={threads}")
+hdr = f"{'impl':<8} {'dtype':<6} {'tok/s':>9} {'(fastest)':>9} {'step s':>8} {'peak RSS MB':>12} {'loss first':>11} {'loss last':>10}"
+print(hdr)
+print("-" * len(hdr))
+for r in rows:
+    if "error" in r:
+        print(f"{r['run']:<15} FAILED (exit {r['exit']}): {r['error']}")
+        continue
+    fast = int(batch) * int(seq) / r["step_s_min"]
+    print(f"{r['impl']:<8} {r['dtype']:<6} {r['tokens_per_s']:>9.2f} {fast:>9.2f} {r['step_s_median']:>8.3f} "
+          f"{r['peak_rss_mb']:>12.0f} {r['loss_first']:>11.5f} {r['loss_last']:>10.5f}")
+
+summary = {}
+notes = []
+if lm and th:
+    best = max(th, key=lambda r: r["tokens_per_s"])
+    leanest = min(th, key=lambda r: r["peak_rss_mb"])
+    l = lm[0]
+    summary = {
+        "torch_best_dtype": best["dtype"],
+        "speedup_vs_torch_best": round(l["tokens_per_s"] / best["tokens_per_s"], 3),
+        "torch_lowest_rss_dtype": leanest["dtype"],
+        "rss_ratio_vs_torch_lowest": round(l["peak_rss_mb"] / leanest["peak_rss_mb"], 3),
+    }
+    print()
+    print(f"lmtune / torch-best tok/s ({best['dtype']}):      {summary['speedup_vs_torch_best']:.2f}x")
+    print(f"lmtune / torch-lowest peak RSS ({leanest['dtype']}): {summary['rss_ratio_vs_torch_lowest']:.2f}x")
+    # Same batch, LoRA B = 0 at step 0: the first loss is the base model's and must agree with torch f32.
+    tf = [r for r in th if r["dtype"] == "f32"]
+    if tf:
+        d = abs(l["loss_first"] - tf[0]["loss_first"])
+        summary["loss_first_absdiff_vs_torch_f32"] = round(d, 6)
+        if d > 1e-3 * max(1.0, abs(tf[0]["loss_first"])):
+            notes.append(f"lmtune first loss {l['loss_first']:.6f} differs from torch f32 {tf[0]['loss_first']:.6f}")
+for r in ok:
+    if int(steps) + int(warmup) > 1 and not r["loss_last"] < r["loss_first"]:
+        notes.append(f"{r['impl']} {r['dtype']}: loss did not decrease ({r['loss_first']} -> {r['loss_last']})")
+for r in rows:
+    if "error" in r:
+        notes.append(f"{r['run']} failed: {r['error']}")
+for n in notes:
+    print("WARNING:", n)
+
+doc = {
+    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": rev(), "host": platform.node(), "cpus": os.cpu_count(),
+    "config": {"shape": shape, "model": model, "seq": int(seq), "batch": int(batch), "steps": int(steps),
+               "warmup": int(warmup), "threads": int(threads), "omp_wait_policy": "PASSIVE",
+               "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "targets": "q,k,v,o,gate,up,down"},
+               "adamw": {"lr": 1e-4, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0}},
+    "results": rows, "summary": summary, "warnings": notes,
+}
+tmp = out_path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+os.replace(tmp, out_path)
+print(f"\nwrote {out_path}")
+EOF
+exit $status

@@ -1,0 +1,28 @@
+// bf16 GEMM: f32 activations times bf16 weights, f32 accumulation (as PyTorch's bf16 autocast computes).
+// AVX512-BF16 micro-kernel (vdpbf16ps) when the CPU has it, detected at run time; otherwise the bf16 panels
+// are widened to f32 and multiplied with OpenBLAS sgemm.
+#ifndef LT_GEMM_H
+#define LT_GEMM_H
+#include <stddef.h>
+#include <stdint.h>
+
+// 1 when the AVX512-BF16 path is in use (the CPU supports it and LMTUNE_NO_AVX512BF16 is not set).
+int lt_cpu_has_avx512bf16(void);
+
+// Scratch for operands up to M x K elements (M*K <= max_mk) on up to `threads` threads; callers allocate
+// lt_gemm_bf16_scratch(...) bytes once, outside the step loop.
+typedef struct lt_gemm_scratch {
+  void *buf;
+  int64_t max_mk;
+  int threads;
+} lt_gemm_scratch;
+size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads);
+
+// NT: y (M,N) = x (M,K) @ w^T with w (N,K) bf16 row-major (a linear layer's forward); y += ... if accumulate.
+void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                     const lt_gemm_scratch *s);
+// NN: y (M,N) = x (M,K) @ w with w (K,N) bf16 row-major (a linear layer's input gradient dX = dY W).
+void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                     const lt_gemm_scratch *s);
+
+#endif

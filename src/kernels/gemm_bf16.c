@@ -1,0 +1,199 @@
+// bf16 GEMM: f32 activations (rounded to bf16 once per call) times bf16 weights with f32 accumulation.
+// Blocking: the weight operand is packed per 64-column panel into (K/2, 64) pairs — the layout vdpbf16ps
+// consumes — and every 6-row group of activations streams that panel from L2 into a 6x64 register tile.
+// Threads (OpenMP) take panels. Without AVX512-BF16 the panel is widened to f32 and multiplied by sgemm.
+#include "kernels/gemm.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+#define NR 64
+#define MR 6
+#define KC 2048  // reduction block: a packed panel is KC/2 x 64 pairs = 256 KiB, resident in L2
+#define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+int lt_cpu_has_avx512bf16(void) {
+  if (getenv("LMTUNE_NO_AVX512BF16")) return 0;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static size_t panel_bytes(int K) { return align64((size_t)LT_MIN(K, KC) * NR * sizeof(float) + 64); }
+
+// activations: at most max_mk/2 + M pairs (odd K pads one per row); M <= max_mk
+size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads) {
+  return align64((size_t)max_mk * 4 + 64) + (size_t)threads * panel_bytes(KC);
+}
+
+// ---- operand packing ----
+// x (M,K) f32 -> a (M, kh) bf16 pairs (round to nearest even, as torch)
+TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, int K) {
+  int kh = (K + 1) / 2;
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < M; i++) {
+    const float *xr = x + (int64_t)i * K;
+    uint16_t *ar = (uint16_t *)(a + (int64_t)i * kh);
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
+      _mm512_storeu_si512((void *)(ar + k), (__m512i)v);
+    }
+    for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
+    if (K & 1) ar[K] = 0;
+  }
+}
+
+// NT: panel of columns j0.. of y = rows j0.. of w (N,K), reduction block k0..k0+kc:
+// p[q*NR + j] = (w[j][k0+2q], w[j][k0+2q+1])
+static void pack_nt(uint32_t *p, const uint16_t *w, int K, int k0, int kc, int j0, int nv) {
+  int kh = (kc + 1) / 2, full = kc / 2;
+  for (int j = 0; j < NR; j++) {
+    if (j >= nv) {
+      for (int q = 0; q < kh; q++) p[(int64_t)q * NR + j] = 0;
+      continue;
+    }
+    const uint16_t *row = w + (int64_t)(j0 + j) * K + k0;
+    for (int q = 0; q < full; q++) {
+      uint32_t v;
+      memcpy(&v, row + 2 * q, 4);
+      p[(int64_t)q * NR + j] = v;
+    }
+    if (kc & 1) p[(int64_t)full * NR + j] = row[kc - 1];
+  }
+}
+
+// NN: w (K,N), reduction block k0..k0+kc: p[q*NR + j] = (w[k0+2q][j0+j], w[k0+2q+1][j0+j])
+static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, int kc, int j0, int nv) {
+  int kh = (kc + 1) / 2;
+  for (int q = 0; q < kh; q++) {
+    const uint16_t *r0 = w + (int64_t)(k0 + 2 * q) * N + j0;
+    const uint16_t *r1 = 2 * q + 1 < kc ? r0 + N : NULL;
+    uint32_t *d = p + (int64_t)q * NR;
+    for (int j = 0; j < nv; j++) d[j] = (uint32_t)r0[j] | (r1 ? (uint32_t)r1[j] << 16 : 0u);
+    for (int j = nv; j < NR; j++) d[j] = 0;
+  }
+}
+
+// ---- micro-kernel: c (mr, nv) (+)= a (mr, kh pairs) . b (kh pairs, 64) ----
+static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr, int kh, const uint32_t *a,
+                                                                   int64_t lda, const uint32_t *b, float *c,
+                                                                   int64_t ldc, int nv, int accumulate) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+  }
+  for (int q = 0; q < kh; q++) {
+    const uint32_t *bq = b + (int64_t)q * NR;
+    __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)bq);
+    __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(bq + 16));
+    __m512bh b2 = (__m512bh)_mm512_load_si512((const void *)(bq + 32));
+    __m512bh b3 = (__m512bh)_mm512_load_si512((const void *)(bq + 48));
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+      __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * lda + q]);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+      acc[i][2] = _mm512_dpbf16_ps(acc[i][2], ai, b2);
+      acc[i][3] = _mm512_dpbf16_ps(acc[i][3], ai, b3);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      int cols = nv - 16 * j;
+      if (cols <= 0) break;
+      __mmask16 m = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+      float *cp = c + i * ldc + 16 * j;
+      __m512 v = acc[i][j];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cp));
+      _mm512_mask_storeu_ps(cp, m, v);
+    }
+  }
+}
+
+// y (M, nv) columns j0.. (+)= a (M, kh pairs, row stride lda) . p
+TARGET_BF16 static void panel_bf16(float *y, const uint32_t *a, int64_t lda, const uint32_t *p, int M, int N, int kh,
+                                   int j0, int nv, int accumulate) {
+  int i0 = 0;
+  for (; i0 + MR <= M; i0 += MR) kern(6, kh, a + i0 * lda, lda, p, y + (int64_t)i0 * N + j0, N, nv, accumulate);
+  const uint32_t *ai = a + i0 * lda;
+  float *yi = y + (int64_t)i0 * N + j0;
+  switch (M - i0) {
+    case 5: kern(5, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    case 4: kern(4, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    case 3: kern(3, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    case 2: kern(2, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    case 1: kern(1, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    default: break;
+  }
+}
+
+// Fallback: widen the block to f32 (NT: (nv, kc) rows; NN: (kc, nv)) and use sgemm on it.
+static void panel_f32(float *y, const float *x, const uint16_t *w, float *pf, int M, int N, int K, int k0, int kc,
+                      int j0, int nv, int accumulate, int nn) {
+  if (!nn) {
+    for (int j = 0; j < nv; j++)
+      for (int k = 0; k < kc; k++) pf[(int64_t)j * kc + k] = lt_bf16_to_f32(w[(int64_t)(j0 + j) * K + k0 + k]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nv, kc, 1.0f, x + k0, K, pf, kc,
+                accumulate ? 1.0f : 0.0f, y + j0, N);
+  } else {
+    for (int k = 0; k < kc; k++)
+      for (int j = 0; j < nv; j++) pf[(int64_t)k * nv + j] = lt_bf16_to_f32(w[(int64_t)(k0 + k) * N + j0 + j]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nv, kc, 1.0f, x + k0, K, pf, nv,
+                accumulate ? 1.0f : 0.0f, y + j0, N);
+  }
+}
+
+static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                 const lt_gemm_scratch *s, int nn) {
+  if (M <= 0 || N <= 0) return;
+  int kh = (K + 1) / 2, nb = (N + NR - 1) / NR, bf = lt_cpu_has_avx512bf16();
+  uint32_t *a = s->buf;
+  // (M * kh pairs <= M*K/2 + M <= max_mk when M*K <= max_mk and K >= 1)
+  char *panels = (char *)s->buf + align64((size_t)s->max_mk * 4 + 64);
+  if (bf) convert_rows_bf16(a, x, M, K);
+  int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
+#pragma omp parallel num_threads(threads)
+  {
+    void *p = panels + (size_t)omp_get_thread_num() * panel_bytes(K);
+#pragma omp for schedule(dynamic, 1)
+    for (int jb = 0; jb < nb; jb++) {
+      int j0 = jb * NR, nv = LT_MIN(NR, N - j0);
+      for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+        int kc = LT_MIN(KC, K - k0), acc = accumulate || k0 > 0;
+        if (kc <= 0) {  // K == 0: y = 0 (or unchanged when accumulating)
+          if (!accumulate)
+            for (int i = 0; i < M; i++) memset(y + (int64_t)i * N + j0, 0, sizeof(float) * (size_t)nv);
+          break;
+        }
+        if (bf) {
+          if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
+          else pack_nt(p, w, K, k0, kc, j0, nv);
+          panel_bf16(y, a + k0 / 2, kh, p, M, N, (kc + 1) / 2, j0, nv, acc);
+        } else {
+          panel_f32(y, x, w, p, M, N, K, k0, kc, j0, nv, acc, nn);
+        }
+      }
+    }
+  }
+}
+
+void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                     const lt_gemm_scratch *s) {
+  gemm(y, x, w, M, N, K, accumulate, s, 0);
+}
+
+void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                     const lt_gemm_scratch *s) {
+  gemm(y, x, w, M, N, K, accumulate, s, 1);
+}

@@ -1,0 +1,63 @@
+// bf16 GEMM (NT and NN) against a double-precision reference, on odd shapes and tails, for both the
+// AVX512-BF16 path (activations rounded to bf16) and the f32 fallback (LMTUNE_NO_AVX512BF16).
+#include <omp.h>
+
+#include "core/core.h"
+#include "kernels/gemm.h"
+#include "test.h"
+
+static float frand(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
+  uint64_t s = (uint64_t)(M * 131 + N * 17 + K + nn);
+  float *x = malloc(sizeof(float) * (size_t)M * K), *y = malloc(sizeof(float) * (size_t)M * N);
+  uint16_t *w = malloc(sizeof(uint16_t) * (size_t)N * K);
+  for (int64_t i = 0; i < (int64_t)M * K; i++) x[i] = frand(&s);
+  for (int64_t i = 0; i < (int64_t)N * K; i++) w[i] = lt_f32_to_bf16(frand(&s));
+  for (int64_t i = 0; i < (int64_t)M * N; i++) y[i] = accumulate ? 0.5f : 12345.0f;
+  size_t sb = lt_gemm_bf16_scratch((int64_t)M * K, omp_get_max_threads());
+  lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), (int64_t)M * K, omp_get_max_threads()};
+  void *scratch = gs.buf;
+  if (nn) lt_gemm_bf16_nn(y, x, w, M, N, K, accumulate, &gs);  // w viewed as (K, N)
+  else lt_gemm_bf16_nt(y, x, w, M, N, K, accumulate, &gs);     // w viewed as (N, K)
+  double maxerr = 0;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double ref = accumulate ? 0.5 : 0.0, mag = 0;
+      for (int k = 0; k < K; k++) {
+        float xv = bf16_path ? lt_bf16_to_f32(lt_f32_to_bf16(x[(int64_t)i * K + k])) : x[(int64_t)i * K + k];
+        float wv = lt_bf16_to_f32(nn ? w[(int64_t)k * N + j] : w[(int64_t)j * K + k]);
+        ref += (double)xv * wv;
+        mag += fabs((double)xv * wv);
+      }
+      double e = fabs(y[(int64_t)i * N + j] - ref) / (mag + 1e-6);
+      if (e > maxerr) maxerr = e;
+    }
+  CHECK_MSG(maxerr < 1e-5, "%s M=%d N=%d K=%d acc=%d bf16=%d: rel err %g", nn ? "NN" : "NT", M, N, K, accumulate,
+            bf16_path, maxerr);
+  free(x);
+  free(y);
+  free(w);
+  free(scratch);
+}
+
+int main(void) {
+  static const int shapes[][3] = {{1, 1, 1},   {1, 64, 32},  {6, 64, 64},    {7, 65, 33},
+                                  {13, 130, 95}, {32, 200, 17}, {5, 3, 300},  {50, 128, 896}, {7, 70, 4501}};
+  int has = lt_cpu_has_avx512bf16();
+  for (int path = 0; path < 2; path++) {
+    if (path == 0 && !has) {
+      fprintf(stderr, "no AVX512-BF16 on this CPU: testing the fallback only\n");
+      continue;
+    }
+    if (path == 1) setenv("LMTUNE_NO_AVX512BF16", "1", 1);
+    CHECK(lt_cpu_has_avx512bf16() == (path == 0));
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+      for (int nn = 0; nn < 2; nn++)
+        for (int acc = 0; acc < 2; acc++) run(shapes[i][0], shapes[i][1], shapes[i][2], nn, acc, path == 0);
+  }
+  TEST_MAIN_END();
+}
