@@ -6,7 +6,8 @@
 // weight_decay 0.0 on both sides) on every trainable tensor. Timing covers the whole step; reports the median of
 // the measured steps after the warm-up steps. Prints one JSON object on stdout, per-step progress on stderr.
 //
-// Usage: bench_train --model DIR [--seq 512] [--batch 1] [--steps 3] [--warmup 1] [--seed 1234]
+// Usage: bench_train --model DIR [--seq 512] [--batch 1] [--steps 3] [--warmup 1] [--seed 1234] [--dtype f32|bf16]
+// --dtype selects lt_model_set_compute (bf16: frozen-weight products in bf16, like PyTorch's autocast).
 // Threads come from OMP_NUM_THREADS.
 #include <math.h>
 #include <omp.h>
@@ -39,7 +40,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: bench_train --model DIR [--seq T=512] [--batch B=1] [--steps N=3] [--warmup W=1] "
-             "[--seed S=1234]\n");
+             "[--seed S=1234] [--dtype f32|bf16]\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -54,7 +55,7 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 }
 
 int main(int argc, char **argv) {
-  const char *model_dir = NULL;
+  const char *model_dir = NULL, *dtype = "f32";
   long T = 512, B = 1, steps = 3, warmup = 1, seed = 1234;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -74,7 +75,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--batch")) rc = parse_int(a, v, 1, 1 << 16, &B);
     else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, 1 << 20, &steps);
     else if (!strcmp(a, "--warmup")) rc = parse_int(a, v, 0, 1 << 20, &warmup);
-    else if (!strcmp(a, "--seed")) rc = parse_int(a, v, 0, 0x7fffffffL, &seed);
+    else if (!strcmp(a, "--dtype")) {
+      dtype = v;
+      if (strcmp(v, "f32") && strcmp(v, "bf16")) {
+        fprintf(stderr, "bench_train: --dtype must be f32 or bf16, got \"%s\"\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--seed")) rc = parse_int(a, v, 0, 0x7fffffffL, &seed);
     else {
       fprintf(stderr, "bench_train: unknown flag %s\n", a);
       usage(stderr);
@@ -98,6 +105,11 @@ int main(int argc, char **argv) {
   }
   double load_s = now_s() - t0;
 
+  if (lt_model_set_compute(m, strcmp(dtype, "bf16") ? LT_COMPUTE_F32 : LT_COMPUTE_BF16, &err)) {
+    fprintf(stderr, "bench_train: set_compute(%s): %s\n", dtype, err.msg);
+    lt_model_free(m);
+    return 1;
+  }
   lt_lora_config lc = {.r = 16, .alpha = 32.0f, .dropout = 0.0f, .use_rslora = 0, .targets = LT_LORA_ALL,
                        .seed = (uint64_t)seed};
   if (lt_model_set_train_mode(m, LT_TRAIN_LORA, &lc, &err)) {
@@ -179,7 +191,7 @@ int main(int argc, char **argv) {
          "\"peak_rss_mb\": %.1f, "
          "\"loss_first\": %.6f, \"loss_last\": %.6f, \"load_s\": %.3f, \"trainable_params\": %lld, "
          "\"weights_dtype\": \"%s\"}\n",
-         "f32", B, T, steps, warmup, omp_get_max_threads(), (double)(B * T) / med, med, times[0], rss_mb,
+         dtype, B, T, steps, warmup, omp_get_max_threads(), (double)(B * T) / med, med, times[0], rss_mb,
          (double)loss_first, (double)loss_last, load_s, (long long)trainable_params, info.dtype ? info.dtype : "?");
   fflush(stdout);
   rc = 0;

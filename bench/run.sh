@@ -71,7 +71,8 @@ run() {
 
 args=(--model "$model" --seq "$SEQ" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP")
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
-run lmtune_f32 "$bin" "${args[@]}"
+run lmtune_f32 "$bin" "${args[@]}" --dtype f32
+run lmtune_bf16 "$bin" "${args[@]}" --dtype bf16
 run torch_f32 "$py" bench/torch_ref.py "${args[@]}" --dtype f32 --threads "$THREADS"
 run torch_bf16 "$py" bench/torch_ref.py "${args[@]}" --dtype bf16 --threads "$THREADS"
 
@@ -108,16 +109,16 @@ notes = []
 if lm and th:
     best = max(th, key=lambda r: r["tokens_per_s"])
     leanest = min(th, key=lambda r: r["peak_rss_mb"])
-    l = lm[0]
-    summary = {
-        "torch_best_dtype": best["dtype"],
-        "speedup_vs_torch_best": round(l["tokens_per_s"] / best["tokens_per_s"], 3),
-        "torch_lowest_rss_dtype": leanest["dtype"],
-        "rss_ratio_vs_torch_lowest": round(l["peak_rss_mb"] / leanest["peak_rss_mb"], 3),
-    }
+    summary = {"torch_best_dtype": best["dtype"], "torch_lowest_rss_dtype": leanest["dtype"]}
     print()
-    print(f"lmtune / torch-best tok/s ({best['dtype']}):      {summary['speedup_vs_torch_best']:.2f}x")
-    print(f"lmtune / torch-lowest peak RSS ({leanest['dtype']}): {summary['rss_ratio_vs_torch_lowest']:.2f}x")
+    for l in lm:
+        sp = round(l["tokens_per_s"] / best["tokens_per_s"], 3)
+        rr = round(l["peak_rss_mb"] / leanest["peak_rss_mb"], 3)
+        summary[f"lmtune_{l['dtype']}_speedup_vs_torch_best"] = sp
+        summary[f"lmtune_{l['dtype']}_rss_ratio_vs_torch_lowest"] = rr
+        print(f"lmtune {l['dtype']:<4} / torch-best tok/s ({best['dtype']}): {sp:.2f}x   "
+              f"peak RSS / torch-lowest ({leanest['dtype']}): {rr:.2f}x")
+    l = next((r for r in lm if r["dtype"] == "f32"), lm[0])
     # Same batch, LoRA B = 0 at step 0: the first loss is the base model's and must agree with torch f32.
     tf = [r for r in th if r["dtype"] == "f32"]
     if tf:
