@@ -51,31 +51,42 @@ TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, in
 }
 
 // NT: panel of columns j0.. of y = rows j0.. of w (N,K), reduction block k0..k0+kc:
-// p[q*NR + j] = (w[j][k0+2q], w[j][k0+2q+1])
+// p[q*NR + j] = (w[j][k0+2q], w[j][k0+2q+1]). Pair-major order: each step reads one pair from each of the 64
+// rows (64 cache lines that stay in L1) and writes 256 contiguous bytes.
 static void pack_nt(uint32_t *p, const uint16_t *w, int K, int k0, int kc, int j0, int nv) {
   int kh = (kc + 1) / 2, full = kc / 2;
-  for (int j = 0; j < NR; j++) {
-    if (j >= nv) {
-      for (int q = 0; q < kh; q++) p[(int64_t)q * NR + j] = 0;
-      continue;
-    }
-    const uint16_t *row = w + (int64_t)(j0 + j) * K + k0;
-    for (int q = 0; q < full; q++) {
-      uint32_t v;
-      memcpy(&v, row + 2 * q, 4);
-      p[(int64_t)q * NR + j] = v;
-    }
-    if (kc & 1) p[(int64_t)full * NR + j] = row[kc - 1];
+  const uint16_t *rows[NR];
+  for (int j = 0; j < nv; j++) rows[j] = w + (int64_t)(j0 + j) * K + k0;
+  for (int q = 0; q < full; q++) {
+    uint32_t *d = p + (int64_t)q * NR;
+    for (int j = 0; j < nv; j++) memcpy(d + j, rows[j] + 2 * q, 4);
+    for (int j = nv; j < NR; j++) d[j] = 0;
+  }
+  if (kh > full) {  // odd block: the last pair's upper half is zero
+    uint32_t *d = p + (int64_t)full * NR;
+    for (int j = 0; j < NR; j++) d[j] = j < nv ? rows[j][kc - 1] : 0;
   }
 }
 
-// NN: w (K,N), reduction block k0..k0+kc: p[q*NR + j] = (w[k0+2q][j0+j], w[k0+2q+1][j0+j])
-static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, int kc, int j0, int nv) {
+// NN: w (K,N), reduction block k0..k0+kc: p[q*NR + j] = (w[k0+2q][j0+j], w[k0+2q+1][j0+j]).
+// Two rows are interleaved 16 bits at a time, 32 columns per permute pair.
+TARGET_BF16 static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, int kc, int j0, int nv) {
   int kh = (kc + 1) / 2;
+  const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
+                                          37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  const __m512i hi_idx = _mm512_add_epi16(lo_idx, _mm512_set1_epi16(16));
   for (int q = 0; q < kh; q++) {
     const uint16_t *r0 = w + (int64_t)(k0 + 2 * q) * N + j0;
     const uint16_t *r1 = 2 * q + 1 < kc ? r0 + N : NULL;
     uint32_t *d = p + (int64_t)q * NR;
+    if (r1 && nv == NR) {
+      for (int j = 0; j < NR; j += 32) {
+        __m512i a = _mm512_loadu_si512((const void *)(r0 + j)), b = _mm512_loadu_si512((const void *)(r1 + j));
+        _mm512_storeu_si512((void *)(d + j), _mm512_permutex2var_epi16(a, lo_idx, b));
+        _mm512_storeu_si512((void *)(d + j + 16), _mm512_permutex2var_epi16(a, hi_idx, b));
+      }
+      continue;
+    }
     for (int j = 0; j < nv; j++) d[j] = (uint32_t)r0[j] | (r1 ? (uint32_t)r1[j] << 16 : 0u);
     for (int j = nv; j < NR; j++) d[j] = 0;
   }

@@ -10,7 +10,9 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 
-#define CE_CHUNK 64
+// Rows per LM-head chunk: the (chunk, vocab) logits buffer stays near 128 MiB; more rows amortise the packing
+// of the LM-head weight over more products.
+static int ce_chunk_rows(int64_t N, int V) { return (int)LT_MIN(N, LT_MAX(64, (32 << 20) / LT_MAX(V, 1))); }
 
 // ---- matrix products with a frozen or trainable weight, in the model's compute precision ----
 // x (N,in), W (out,in) -> y (N,out) (+)= x W^T
@@ -102,7 +104,7 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, carver *cv, int B, int
   ws->h = carve(cv, FL(N * F));
   ws->drop = carve(cv, FL(N * maxin));
   ws->att_scratch = carve(cv, FL(lt_attention_scratch(T, T)));
-  ws->ce_chunk = (int)LT_MIN(N, CE_CHUNK);
+  ws->ce_chunk = ce_chunk_rows(N, c->vocab);
   ws->ce_scratch = carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
   ws->dx = carve(cv, FL(N * C));
   ws->dxn = carve(cv, FL(N * C));
