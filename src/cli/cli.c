@@ -102,3 +102,15 @@ int lt_cli_fail(const char *verb, const lt_err *err) {
   fprintf(stderr, "lmtune %s: %s\n", verb, err->msg);
   return LT_EXIT_FAIL;
 }
+
+int lt_cli_parse_compute(const char *verb, const char *s, lt_compute *out) {
+  if (strcmp(s, "f32") == 0 || strcmp(s, "float32") == 0) {
+    *out = LT_COMPUTE_F32;
+  } else if (strcmp(s, "bf16") == 0 || strcmp(s, "bfloat16") == 0) {
+    *out = LT_COMPUTE_BF16;
+  } else {
+    fprintf(stderr, "lmtune %s: --dtype \"%s\": choose f32 or bf16\n", verb, s);
+    return -1;
+  }
+  return 0;
+}

@@ -20,9 +20,15 @@ int lt_cli_parse_ids(const char *verb, const char *s, int32_t **ids);
 int lt_cli_parse_int(const char *verb, const char *flag, const char *s, long lo, long hi, long *out);
 int lt_cli_parse_float(const char *verb, const char *flag, const char *s, double lo, double hi, double *out);
 int lt_cli_fail(const char *verb, const lt_err *err);
+// --dtype f32|bf16 -> compute precision
+int lt_cli_parse_compute(const char *verb, const char *s, lt_compute *out);
 
 int lt_cmd_info(int argc, char **argv);
 int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
+int lt_cmd_tokenize(int argc, char **argv);        // cmd_tokenize.c
+int lt_cmd_detokenize(int argc, char **argv);      // cmd_tokenize.c
+int lt_cmd_chat_template(int argc, char **argv);   // cmd_chat_template.c
+int lt_cmd_tokenizer(int argc, char **argv);       // cmd_tokenizer_train.c: "lmtune tokenizer train ..."
 
 #endif
