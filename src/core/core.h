@@ -18,6 +18,15 @@ int lt_err_prefix(lt_err *err, const char *fmt, ...) __attribute__((format(print
 void *lt_alloc(size_t n, lt_err *err);
 void lt_free(void *p);
 
+// Carve 64-byte-aligned pieces from one block: a first pass with base == NULL only sums the size (off), a second
+// pass over the real block hands out the same pieces.
+typedef struct lt_carver { char *base; size_t off; } lt_carver;
+static inline void *lt_carve(lt_carver *cv, size_t bytes) {
+  size_t start = (cv->off + 63) & ~(size_t)63;
+  cv->off = start + bytes;
+  return cv->base ? cv->base + start : NULL;
+}
+
 // Whole-file read (NUL-terminated; *len excludes the NUL).
 int lt_read_file(const char *path, char **data, size_t *len, lt_err *err);
 // Write to path.tmp.<pid>, fsync, rename. Never leaves a half-written file at path.

@@ -11,47 +11,38 @@
 
 #define DECODE_CHUNK 128
 
-typedef struct { char *base; size_t off; } carver;
-static void *carve(carver *cv, size_t bytes) {
-  size_t start = (cv->off + 63) & ~(size_t)63;
-  cv->off = start + bytes;
-  return cv->base ? cv->base + start : NULL;
-}
-#define FL(n) ((size_t)(n) * sizeof(float))
 
-static void carve_cache(const lt_model *m, lt_kvcache *kc, carver *cv) {
+static void carve_cache(const lt_model *m, lt_kvcache *kc, lt_carver *cv) {
   const lt_config *c = &m->cfg;
   int64_t R = kc->chunk, C = c->hidden, D = c->head_dim, HD = (int64_t)c->heads * D, KVD = kc->kvd, F = c->ffn;
-  int r = 0;
-  if (m->loras)
-    for (int i = 0; i < c->layers * 7; i++) r = LT_MAX(r, m->loras[i].r);
-  kc->k = carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
-  kc->v = carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
+  int r = lt_lora_max_r(m);
+  kc->k = lt_carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
+  kc->v = lt_carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
   lt_layer_acts *a = &kc->acts;
-  kc->x = a->x_in = carve(cv, FL(R * C));
-  a->x_mid = carve(cv, FL(R * C));
-  a->rstd1 = carve(cv, FL(R));
-  a->rstd2 = carve(cv, FL(R));
+  kc->x = a->x_in = lt_carve(cv, FL(R * C));
+  a->x_mid = lt_carve(cv, FL(R * C));
+  a->rstd1 = lt_carve(cv, FL(R));
+  a->rstd2 = lt_carve(cv, FL(R));
   if (c->qk_norm) {
-    a->qpre = carve(cv, FL(R * HD));
-    a->kpre = carve(cv, FL(R * KVD));
-    a->qrstd = carve(cv, FL(R * c->heads));
-    a->krstd = carve(cv, FL(R * c->kv_heads));
+    a->qpre = lt_carve(cv, FL(R * HD));
+    a->kpre = lt_carve(cv, FL(R * KVD));
+    a->qrstd = lt_carve(cv, FL(R * c->heads));
+    a->krstd = lt_carve(cv, FL(R * c->kv_heads));
   }
-  a->q = carve(cv, FL(R * HD));
-  a->att = carve(cv, FL(R * HD));
-  a->lse = carve(cv, FL(R * c->heads));
-  a->g = carve(cv, FL(R * F));
-  a->u = carve(cv, FL(R * F));
-  for (int j = 0; j < 7; j++) a->xa[j] = r ? carve(cv, FL(R * r)) : NULL;
-  kc->xn = carve(cv, FL(R * C));
-  kc->h = carve(cv, FL(R * F));
-  kc->xnf = carve(cv, FL(R * C));
-  kc->att_scratch = carve(cv, FL(lt_attention_scratch((int)R, kc->max_len)));
-  kc->pos = carve(cv, sizeof(int32_t) * (size_t)R);
+  a->q = lt_carve(cv, FL(R * HD));
+  a->att = lt_carve(cv, FL(R * HD));
+  a->lse = lt_carve(cv, FL(R * c->heads));
+  a->g = lt_carve(cv, FL(R * F));
+  a->u = lt_carve(cv, FL(R * F));
+  for (int j = 0; j < 7; j++) a->xa[j] = r ? lt_carve(cv, FL(R * r)) : NULL;
+  kc->xn = lt_carve(cv, FL(R * C));
+  kc->h = lt_carve(cv, FL(R * F));
+  kc->xnf = lt_carve(cv, FL(R * C));
+  kc->att_scratch = lt_carve(cv, FL(lt_attention_scratch((int)R, kc->max_len)));
+  kc->pos = lt_carve(cv, sizeof(int32_t) * (size_t)R);
   kc->gemm.max_mk = lt_model_max_mk(m, (int)R, 0);
   kc->gemm.threads = omp_get_max_threads();
-  kc->gemm.buf = m->compute == LT_COMPUTE_BF16 ? carve(cv, lt_gemm_bf16_scratch(kc->gemm.max_mk, kc->gemm.threads))
+  kc->gemm.buf = m->compute == LT_COMPUTE_BF16 ? lt_carve(cv, lt_gemm_bf16_scratch(kc->gemm.max_mk, kc->gemm.threads))
                                                : NULL;
 }
 
@@ -65,14 +56,14 @@ int lt_kvcache_new(lt_kvcache **out, lt_model *m, int max_len, lt_err *err) {
   kc->layers = m->cfg.layers;
   kc->kvd = (int64_t)m->cfg.kv_heads * m->cfg.head_dim;
   kc->chunk = LT_MIN(max_len, DECODE_CHUNK);
-  carver cv = {NULL, 0};
+  lt_carver cv = {NULL, 0};
   carve_cache(m, kc, &cv);
   kc->block = lt_alloc(cv.off, err);
   if (!kc->block) {
     lt_free(kc);
     return lt_err_prefix(err, "KV cache for %d tokens", max_len);
   }
-  cv = (carver){kc->block, 0};
+  cv = (lt_carver){kc->block, 0};
   carve_cache(m, kc, &cv);
   *out = kc;
   return 0;

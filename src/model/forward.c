@@ -48,12 +48,6 @@ int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk) {
   return LT_MAX((int64_t)rows * k, (int64_t)ce_chunk * LT_MAX(c->vocab, c->hidden));
 }
 
-static int max_lora_r(const lt_model *m) {
-  int r = 0;
-  if (m->loras)
-    for (int i = 0; i < m->cfg.layers * 7; i++) r = LT_MAX(r, m->loras[i].r);
-  return r;
-}
 
 void lt_ws_free(lt_workspace *ws) {
   lt_free(ws->acts);
@@ -61,67 +55,59 @@ void lt_ws_free(lt_workspace *ws) {
   memset(ws, 0, sizeof *ws);
 }
 
-// Carve float buffers from one block: first pass counts, second assigns.
-typedef struct { char *base; size_t off; } carver;
-static void *carve(carver *cv, size_t bytes) {
-  size_t start = (cv->off + 63) & ~(size_t)63;
-  cv->off = start + bytes;
-  return cv->base ? cv->base + start : NULL;
-}
-#define FL(n) ((size_t)(n) * sizeof(float))
 
-static void carve_ws(const lt_model *m, lt_workspace *ws, carver *cv, int B, int T) {
+static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, int T) {
   const lt_config *c = &m->cfg;
   int64_t N = (int64_t)B * T, C = c->hidden, D = c->head_dim, HD = (int64_t)c->heads * D,
-          KVD = (int64_t)c->kv_heads * D, F = c->ffn, r = max_lora_r(m);
+          KVD = (int64_t)c->kv_heads * D, F = c->ffn, r = lt_lora_max_r(m);
   int64_t maxin = LT_MAX(LT_MAX(C, HD), F);
   for (int l = 0; l < c->layers; l++) {
     lt_layer_acts *a = &ws->acts[l];
-    a->x_in = carve(cv, FL(N * C));
-    a->x_mid = carve(cv, FL(N * C));
-    a->rstd1 = carve(cv, FL(N));
-    a->rstd2 = carve(cv, FL(N));
+    a->x_in = lt_carve(cv, FL(N * C));
+    a->x_mid = lt_carve(cv, FL(N * C));
+    a->rstd1 = lt_carve(cv, FL(N));
+    a->rstd2 = lt_carve(cv, FL(N));
     if (c->qk_norm) {
-      a->qpre = carve(cv, FL(N * HD));
-      a->kpre = carve(cv, FL(N * KVD));
-      a->qrstd = carve(cv, FL(N * c->heads));
-      a->krstd = carve(cv, FL(N * c->kv_heads));
+      a->qpre = lt_carve(cv, FL(N * HD));
+      a->kpre = lt_carve(cv, FL(N * KVD));
+      a->qrstd = lt_carve(cv, FL(N * c->heads));
+      a->krstd = lt_carve(cv, FL(N * c->kv_heads));
     }
-    a->q = carve(cv, FL(N * HD));
-    a->k = carve(cv, FL(N * KVD));
-    a->v = carve(cv, FL(N * KVD));
+    a->q = lt_carve(cv, FL(N * HD));
+    a->k = lt_carve(cv, FL(N * KVD));
+    a->v = lt_carve(cv, FL(N * KVD));
     a->kv_stride = T;
-    a->att = carve(cv, FL(N * HD));
-    a->lse = carve(cv, FL(N * c->heads));
-    a->g = carve(cv, FL(N * F));
-    a->u = carve(cv, FL(N * F));
-    for (int j = 0; j < 7; j++) a->xa[j] = m->layer[l].proj[j].lora ? carve(cv, FL(N * r)) : NULL;
+    a->att = lt_carve(cv, FL(N * HD));
+    a->lse = lt_carve(cv, FL(N * c->heads));
+    a->g = lt_carve(cv, FL(N * F));
+    a->u = lt_carve(cv, FL(N * F));
+    for (int j = 0; j < 7; j++) a->xa[j] = m->layer[l].proj[j].lora ? lt_carve(cv, FL(N * r)) : NULL;
   }
-  ws->x_out = carve(cv, FL(N * C));
-  ws->xnf = carve(cv, FL(N * C));
-  ws->rstdf = carve(cv, FL(N));
-  ws->xn = carve(cv, FL(N * C));
-  ws->h = carve(cv, FL(N * F));
-  ws->drop = carve(cv, FL(N * maxin));
-  ws->att_scratch = carve(cv, FL(lt_attention_scratch(T, T)));
+  ws->x_out = lt_carve(cv, FL(N * C));
+  ws->xnf = lt_carve(cv, FL(N * C));
+  ws->rstdf = lt_carve(cv, FL(N));
+  ws->xn = lt_carve(cv, FL(N * C));
+  ws->h = lt_carve(cv, FL(N * F));
+  ws->drop = lt_carve(cv, FL(N * maxin));
+  ws->att_scratch = lt_carve(cv, FL(lt_attention_scratch(T, T)));
   ws->ce_chunk = ce_chunk_rows(N, c->vocab);
-  ws->ce_scratch = carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
-  ws->dx = carve(cv, FL(N * C));
-  ws->dxn = carve(cv, FL(N * C));
-  ws->datt = carve(cv, FL(N * HD));
-  ws->dq = carve(cv, FL(N * HD));
-  ws->dk = carve(cv, FL(N * KVD));
-  ws->dv = carve(cv, FL(N * KVD));
-  ws->dg = carve(cv, FL(N * F));
-  ws->du = carve(cv, FL(N * F));
-  ws->dh = carve(cv, FL(N * LT_MAX(F, KVD)));
-  ws->dxa = carve(cv, FL(N * LT_MAX(r, 1)));
-  ws->targets = carve(cv, sizeof(int32_t) * (size_t)N);
-  ws->pos = carve(cv, sizeof(int32_t) * (size_t)N);
-  ws->kmask = carve(cv, (size_t)N);
+  ws->ce_scratch = lt_carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
+  ws->dx = lt_carve(cv, FL(N * C));
+  ws->dxn = lt_carve(cv, FL(N * C));
+  ws->datt = lt_carve(cv, FL(N * HD));
+  ws->dq = lt_carve(cv, FL(N * HD));
+  ws->dk = lt_carve(cv, FL(N * KVD));
+  ws->dv = lt_carve(cv, FL(N * KVD));
+  ws->dg = lt_carve(cv, FL(N * F));
+  ws->du = lt_carve(cv, FL(N * F));
+  ws->dh = lt_carve(cv, FL(N * LT_MAX(F, KVD)));
+  ws->dxa = lt_carve(cv, FL(N * LT_MAX(r, 1)));
+  ws->targets = lt_carve(cv, sizeof(int32_t) * (size_t)N);
+  ws->pos = lt_carve(cv, sizeof(int32_t) * (size_t)N);
+  ws->kmask = lt_carve(cv, (size_t)N);
   ws->gemm.max_mk = lt_model_max_mk(m, (int)N, ws->ce_chunk);
   ws->gemm.threads = omp_get_max_threads();
-  ws->gemm.buf = m->compute == LT_COMPUTE_BF16 ? carve(cv, lt_gemm_bf16_scratch(ws->gemm.max_mk, ws->gemm.threads))
+  ws->gemm.buf = m->compute == LT_COMPUTE_BF16 ? lt_carve(cv, lt_gemm_bf16_scratch(ws->gemm.max_mk, ws->gemm.threads))
                                                : NULL;
 }
 
@@ -131,14 +117,14 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   lt_ws_free(ws);
   ws->acts = lt_alloc(sizeof(lt_layer_acts) * (size_t)m->cfg.layers, err);
   if (!ws->acts) return -1;
-  carver cv = {NULL, 0};
+  lt_carver cv = {NULL, 0};
   carve_ws(m, ws, &cv, B, T);
   ws->block = lt_alloc(cv.off, err);
   if (!ws->block) {
     lt_ws_free(ws);
     return lt_err_prefix(err, "training workspace for batch %d x %d tokens", B, T);
   }
-  cv = (carver){ws->block, 0};
+  cv = (lt_carver){ws->block, 0};
   carve_ws(m, ws, &cv, B, T);
   ws->B = B;
   ws->T = T;

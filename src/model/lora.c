@@ -55,6 +55,13 @@ void lt_lora_free(lt_model *m) {
     for (int j = 0; j < 7; j++) m->layer[l].proj[j].lora = NULL;
 }
 
+int lt_lora_max_r(const lt_model *m) {
+  int r = 0;
+  if (m->loras)
+    for (int i = 0; i < m->cfg.layers * 7; i++) r = LT_MAX(r, m->loras[i].r);
+  return r;
+}
+
 static float lora_scale(float alpha, int r, int rslora) { return rslora ? alpha / sqrtf((float)r) : alpha / (float)r; }
 
 // Allocate one adapter slot (zeroed A and B).

@@ -166,7 +166,10 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
 void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
                      const lt_gemm_scratch *gs, int train);
 
+#define FL(n) ((size_t)(n) * sizeof(float))
+
 // lora.c
+int lt_lora_max_r(const lt_model *m);  // largest adapter rank (0 without LoRA)
 int lt_lora_alloc(lt_model *m, const lt_lora_config *cfg, lt_err *err);
 void lt_lora_free(lt_model *m);
 int lt_registry_build(lt_model *m, lt_err *err);
