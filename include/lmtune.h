@@ -59,6 +59,13 @@ int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_confi
 // Load a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) as the trainable set.
 int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err);
 
+// Save the LoRA adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors, PEFT key names).
+int lt_model_save_adapter(lt_model *m, const char *dir, const char *base_model_name_or_path, lt_err *err);
+// Save a Hugging Face model folder: every weight (trainable values for full fine-tuning; W + scale * B A merged
+// for LoRA) as model.safetensors in `dtype` (an lt_dtype: F32, BF16 or F16; -1 keeps each weight's stored dtype),
+// plus config.json, generation_config.json and tokenizer files copied from the source folder.
+int lt_model_save_pretrained(lt_model *m, const char *dir, int dtype, lt_err *err);
+
 // Logits for one sequence: ids (T) -> logits (T, vocab).
 int lt_model_logits(lt_model *m, const int32_t *ids, int T, float *logits, lt_err *err);
 

@@ -12,6 +12,7 @@ static const struct {
     {"info", lt_cmd_info, "print architecture, parameter count and dtype of a model folder"},
     {"logits", lt_cmd_logits, "write float32 logits [T, vocab] for token ids to a .npy file"},
     {"generate", lt_cmd_generate, "generate token ids after a prompt (greedy or sampled)"},
+    {"export", lt_cmd_export, "merge a LoRA adapter into the base model and write a Hugging Face folder"},
 };
 
 static void usage(FILE *fp) {

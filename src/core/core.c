@@ -140,6 +140,32 @@ int lt_path_join(char *out, size_t cap, const char *dir, const char *name) {
   return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
+int lt_mkdirs(const char *dir, lt_err *err) {
+  char buf[4096];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof buf) return lt_errf(err, "%s: bad directory path", dir);
+  memcpy(buf, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return lt_errf(err, "%s: cannot create: %s", buf, strerror(errno));
+    buf[i] = c;
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return lt_errf(err, "%s: exists and is not a directory", dir);
+  return 0;
+}
+
+int lt_copy_file(const char *src, const char *dst, lt_err *err) {
+  char *data;
+  size_t len;
+  if (lt_read_file(src, &data, &len, err)) return -1;
+  int rc = lt_write_file_atomic(dst, data, len, err);
+  free(data);
+  return rc;
+}
+
 int lt_file_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);

@@ -38,6 +38,10 @@ int lt_atomic_commit(lt_atomic_file *af, lt_err *err);
 void lt_atomic_abort(lt_atomic_file *af);
 
 int lt_path_join(char *out, size_t cap, const char *dir, const char *name);
+// mkdir -p (mode 0755); an existing directory is fine.
+int lt_mkdirs(const char *dir, lt_err *err);
+// Copy a file atomically (temp + fsync + rename).
+int lt_copy_file(const char *src, const char *dst, lt_err *err);
 int lt_file_exists(const char *path);
 
 
