@@ -4,7 +4,7 @@
 #                                    scripts/setup.sh --venv (also the Python test-oracle venv, .venv)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-pkgs="build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev"
+pkgs="build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libutf8proc-dev libyaml-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
