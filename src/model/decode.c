@@ -56,6 +56,7 @@ int lt_kvcache_new(lt_kvcache **out, lt_model *m, int max_len, lt_err *err) {
   kc->layers = m->cfg.layers;
   kc->kvd = (int64_t)m->cfg.kv_heads * m->cfg.head_dim;
   kc->chunk = LT_MIN(max_len, DECODE_CHUNK);
+  kc->threads = omp_get_max_threads();
   lt_carver cv = {NULL, 0};
   carve_cache(m, kc, &cv);
   kc->block = lt_alloc(cv.off, err);
@@ -90,6 +91,9 @@ int lt_model_decode(lt_model *m, lt_kvcache *kc, const int32_t *ids, int n, floa
   if (lt_model_prepare(m, err)) return -1;
   if ((m->compute == LT_COMPUTE_BF16) != (kc->gemm.buf != NULL))
     return lt_errf(err, "the KV cache was made for another compute precision; make a new one");
+  if (omp_get_max_threads() > kc->threads)
+    return lt_errf(err, "the KV cache was made for %d threads and %d are set now; make a new one", kc->threads,
+                   omp_get_max_threads());
   int C = c->hidden, V = c->vocab;
   lt_layer_acts *a = &kc->acts;
   for (int done = 0; done < n;) {

@@ -113,7 +113,8 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
 
 int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   lt_workspace *ws = &m->ws;
-  if (ws->block && ws->B == B && ws->T == T) return 0;
+  int threads = omp_get_max_threads();
+  if (ws->block && ws->B == B && ws->T == T && ws->threads == threads) return 0;
   lt_ws_free(ws);
   ws->acts = lt_alloc(sizeof(lt_layer_acts) * (size_t)m->cfg.layers, err);
   if (!ws->acts) return -1;
@@ -128,6 +129,7 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   carve_ws(m, ws, &cv, B, T);
   ws->B = B;
   ws->T = T;
+  ws->threads = threads;
   ws->bytes = (int64_t)cv.off;
   return 0;
 }

@@ -97,6 +97,7 @@ typedef struct lt_layer_acts {
 
 typedef struct lt_workspace {
   int B, T;           // shape the training buffers were sized for
+  int threads;        // OpenMP threads the per-thread scratch was sized for
   int64_t bytes;
   lt_layer_acts *acts;  // per layer
   float *x_out, *xnf, *rstdf;  // final residual, final norm output, its rstd
@@ -135,6 +136,7 @@ struct lt_model {
 
 struct lt_kvcache {
   int max_len, len, layers;
+  int threads;  // OpenMP threads the per-thread scratch was sized for
   int64_t kvd;
   float *k, *v;  // (layers, max_len, KV*D)
   // inference scratch for up to `chunk` rows
