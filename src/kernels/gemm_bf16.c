@@ -165,6 +165,41 @@ static void panel_f32(float *y, const float *x, const uint16_t *w, float *pf, in
   }
 }
 
+// Few rows (decoding): y (M<=4, N) (+)= x . w^T reading each weight row once, contiguously; threads split the rows
+// of w. Memory-bound, so no packing: every byte of w is touched exactly once.
+#define GEMV_MAX_M 4
+TARGET_BF16 static void gemv_nt_bf16(float *y, const uint32_t *a, const uint16_t *w, int M, int N, int K,
+                                     int accumulate, int threads) {
+  int kh = (K + 1) / 2, full = K / 32 * 32;
+  __mmask32 tail = (__mmask32)((K - full) >= 32 ? 0xffffffffu : ((1u << (K - full)) - 1u));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int j = 0; j < N; j++) {
+    const uint16_t *row = w + (int64_t)j * K;
+    __m512 acc[GEMV_MAX_M];
+    for (int i = 0; i < M; i++) acc[i] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k < full; k += 32) {
+      __m512bh wv = (__m512bh)_mm512_loadu_si512((const void *)(row + k));
+      for (int i = 0; i < M; i++) {
+        __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(a + (int64_t)i * kh + k / 2));
+        acc[i] = _mm512_dpbf16_ps(acc[i], xv, wv);
+      }
+    }
+    if (k < K) {  // tail: masked loads (the activation row is zero-padded to an even length)
+      __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(tail, row + k);
+      for (int i = 0; i < M; i++) {
+        __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail, (const uint16_t *)(a + (int64_t)i * kh) + k);
+        acc[i] = _mm512_dpbf16_ps(acc[i], xv, wv);
+      }
+    }
+    for (int i = 0; i < M; i++) {
+      float v = _mm512_reduce_add_ps(acc[i]);
+      float *yp = y + (int64_t)i * N + j;
+      *yp = accumulate ? *yp + v : v;
+    }
+  }
+}
+
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
   if (M <= 0 || N <= 0) return;
@@ -174,6 +209,10 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
   char *panels = (char *)s->buf + align64((size_t)s->max_mk * 4 + 64);
   if (bf) convert_rows_bf16(a, x, M, K);
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
+  if (bf && !nn && M <= GEMV_MAX_M && K > 0) {
+    gemv_nt_bf16(y, a, w, M, N, K, accumulate, threads);
+    return;
+  }
 #pragma omp parallel num_threads(threads)
   {
     void *p = panels + (size_t)omp_get_thread_num() * panel_bytes(K);

@@ -46,7 +46,8 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
 
 int main(void) {
   static const int shapes[][3] = {{1, 1, 1},   {1, 64, 32},  {6, 64, 64},    {7, 65, 33},
-                                  {13, 130, 95}, {32, 200, 17}, {5, 3, 300},  {50, 128, 896}, {7, 70, 4501}};
+                                  {13, 130, 95}, {32, 200, 17}, {5, 3, 300},  {50, 128, 896}, {7, 70, 4501},
+                                  {3, 37, 75},  {4, 100, 33},  {2, 5, 64},   {4, 9, 1}};
   int has = lt_cpu_has_avx512bf16();
   for (int path = 0; path < 2; path++) {
     if (path == 0 && !has) {
