@@ -309,14 +309,26 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
     m->step++;
     return 0;  // nothing to learn from this batch: loss 0, no gradient
   }
+  // The LM head only runs on rows with a label (the last position never has one; in SFT the prompt rows drop out
+  // too): gather them into ws->xn, compute loss and dL/dx there (into ws->dx), scatter the gradient into ws->dxn.
   float scale = 1.0f / (float)n_valid;
-  if (backward) memset(ws->dxn, 0, FL((int64_t)N * C));
+  int32_t *rows = ws->pos;  // positions are not needed until backward: reuse as the row index
+  for (int i = 0, k = 0; i < N; i++)
+    if (ws->targets[i] != -100) {
+      memcpy(ws->xn + (int64_t)k * C, ws->xnf + (int64_t)i * C, FL(C));
+      rows[k] = i;
+      ws->targets[k++] = ws->targets[i];
+    }
+  if (backward) memset(ws->dx, 0, FL((int64_t)n_valid * C));
   const lt_param *hw = m->lm_head;
   const uint16_t *hbf = ws->gemm.buf && hw->bf && !hw->g ? hw->bf : NULL;
-  double sum = lt_lmhead_ce_ex(backward ? ws->dxn : NULL, backward ? hw->g : NULL, ws->xnf, hw->w, hbf, &ws->gemm,
-                               ws->targets, N, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
+  double sum = lt_lmhead_ce_ex(backward ? ws->dx : NULL, backward ? hw->g : NULL, ws->xn, hw->w, hbf, &ws->gemm,
+                               ws->targets, n_valid, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
   *loss = (float)(sum / n_valid);
   if (backward) {
+    memset(ws->dxn, 0, FL((int64_t)N * C));
+    for (int k = 0; k < n_valid; k++) memcpy(ws->dxn + (int64_t)rows[k] * C, ws->dx + (int64_t)k * C, FL(C));
+    for (int i = 0; i < N; i++) ws->pos[i] = i % T;  // restored: layer backward applies RoPE at these positions
     memset(ws->dx, 0, FL((int64_t)N * C));
     lt_rmsnorm_backward(ws->dx, m->norm->g, ws->dxn, ws->x_out, m->norm->w, ws->rstdf, N, C);
     for (int l = c->layers - 1; l >= 0; l--) layer_backward(m, l, &ws->acts[l], B, T);
