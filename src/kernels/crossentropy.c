@@ -4,14 +4,46 @@
 #include <math.h>
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+#include "kernels/vexp.h"
 
 #define LT_CE_PAR (1 << 15)
 #define LT_CE_SUB 256  // rows per deterministic loss-reduction block in lt_lmhead_ce
 
 static inline int ce_valid(int32_t t, int V) { return t >= 0 && t < V; }
 
+// AVX-512: the same statistics, 16 lanes at a time, the exp sums accumulated in double
+LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, double *sum) {
+  __m512 vm = _mm512_set1_ps(-INFINITY);
+  int i = 0;
+  for (; i + 16 <= V; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+  float m = _mm512_reduce_max_ps(vm);
+  for (int j = i; j < V; j++) m = x[j] > m ? x[j] : m;
+  __m512 bm = _mm512_set1_ps(m);
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+  for (i = 0; i + 16 <= V; i += 16) {
+    __m512 e = lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), bm));
+    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+  }
+  double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+  for (int j = i; j < V; j++) s += expf(x[j] - m);
+  *mx = m, *sum = s;
+}
+
+// z (V) <- scale * exp(z - m) / s (the softmax row, scaled)
+LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) {
+  __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
+  int i = 0;
+  for (; i + 16 <= V; i += 16) _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
+  for (; i < V; i++) z[i] = expf(z[i] - m) * k;
+}
+
 // max and sum(exp(x - max)) of one row
 static void ce_row_stats(const float *x, int V, float *mx, double *sum) {
+  if (lt_cpu_has_avx512()) {
+    ce_row_stats16(x, V, mx, sum);
+    return;
+  }
   float m = -INFINITY;
   for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
   double s = 0.0;
@@ -61,7 +93,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
                        const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
                        float *scratch, int chunk) {
   if (chunk < 1) chunk = 1;
-  int grads = dx != NULL || dw != NULL;
+  int grads = dx != NULL || dw != NULL, avx = lt_cpu_has_avx512();
   double total = 0.0;
   for (int n0 = 0; n0 < N; n0 += chunk) {
     int nc = N - n0 < chunk ? N - n0 : chunk;
@@ -82,21 +114,17 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
             for (int i = 0; i < V; i++) z[i] = 0.0f;
           continue;
         }
-        float m = -INFINITY;
-        for (int i = 0; i < V; i++) m = z[i] > m ? z[i] : m;
-        float zt = z[t];
-        double s = 0.0;
-        if (grads) {
-          for (int i = 0; i < V; i++) {
-            float e = expf(z[i] - m);
-            z[i] = e;
-            s += e;
-          }
+        float m, zt = z[t];
+        double s;
+        ce_row_stats(z, V, &m, &s);
+        if (grads) {  // z becomes dlogits = scale * (softmax - onehot)
           float k = (float)(scale / s);
-          for (int i = 0; i < V; i++) z[i] *= k;
+          if (avx) {
+            ce_row_softmax16(z, V, m, k);
+          } else {
+            for (int i = 0; i < V; i++) z[i] = expf(z[i] - m) * k;
+          }
           z[t] -= scale;
-        } else {
-          for (int i = 0; i < V; i++) s += expf(z[i] - m);
         }
         rowloss[r - r0] = log(s) + (double)m - (double)zt;
       }

@@ -18,7 +18,7 @@
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 int lt_cpu_has_avx512bf16(void) {
-  if (getenv("LMTUNE_NO_AVX512BF16")) return 0;
+  if (getenv("LMTUNE_NO_AVX512BF16") || getenv("LMTUNE_NO_AVX512")) return 0;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
 }
