@@ -4,7 +4,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= 2
 CMAKE_GEN  := cmake -S . -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps venv build asan check check-unit check-asan check-interop demo fixtures bench clean
+.PHONY: all deps venv build asan check check-unit check-asan check-interop demo fixtures bench clean data
 
 all: build
 
@@ -28,7 +28,10 @@ check-unit: build
 check-asan: asan
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
 
-check-interop: build venv
+data:
+	@bash scripts/fetch-data.sh
+
+check-interop: build venv data
 	@LMTUNE_BIN=$(CURDIR)/$(BUILD)/lmtune OMP_NUM_THREADS=2 .venv/bin/python -m pytest -q tests/interop
 
 check: check-unit check-asan check-interop

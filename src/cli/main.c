@@ -13,6 +13,7 @@ static const struct {
     {"logits", lt_cmd_logits, "write float32 logits [T, vocab] for token ids to a .npy file"},
     {"generate", lt_cmd_generate, "generate token ids after a prompt (greedy or sampled)"},
     {"export", lt_cmd_export, "merge a LoRA adapter into the base model and write a Hugging Face folder"},
+    {"tokenizer", lt_cmd_tokenizer, "tokenizer tools: lmtune tokenizer train --vocab-size N --out DIR corpus..."},
     {"chat-template", lt_cmd_chat_template, "render conversations with a model's chat template"},
     {"metrics", lt_cmd_metrics, "BLEU / ROUGE-L / classification metrics of predictions vs references (JSON)"},
 };
