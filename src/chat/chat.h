@@ -26,6 +26,14 @@ int lt_chat_render(const lt_chat_template *t, const char *context_json, char **o
 int lt_chat_render_request(const lt_chat_template *t, const char *request_json, const char *special_json, char **out,
                            size_t *len, lt_err *err);
 
+// A model's templates, ready to render requests: `tokenizer` is a folder or tokenizer.json (NULL: built-ins
+// only); `name` picks a named template of the config or a built-in (NULL: the config's default). Requests with
+// tools use the config's "tool_use" template when it has one, as transformers does.
+typedef struct lt_chat_set lt_chat_set;
+int lt_chat_set_load(lt_chat_set **out, const char *tokenizer, const char *name, lt_err *err);
+void lt_chat_set_free(lt_chat_set *s);
+int lt_chat_set_render(const lt_chat_set *s, const char *request_json, char **out, size_t *len, lt_err *err);
+
 // Built-in templates for models without one, as LLaMA-Factory's `template:` names them:
 // "alpaca", "chatml", "llama3", "deepseek", "qwen". NULL if unknown.
 const char *lt_chat_builtin(const char *name);

@@ -8,15 +8,8 @@
 #include "chat/chat.h"
 #include "cli/cli.h"
 #include "core/core.h"
-#include "tokenizer/tokconfig.h"
 
 #define VERB "chat-template"
-
-typedef struct tmpl_set {
-  lt_chat_template *main;      // the chosen (or default) template
-  lt_chat_template *tool_use;  // the config's "tool_use" template, used when a request has tools (as transformers)
-  char *special_json;
-} tmpl_set;
 
 static void usage(FILE *fp) {
   fprintf(fp,
@@ -32,98 +25,7 @@ static void usage(FILE *fp) {
           lt_chat_builtin_names());
 }
 
-static char *special_tokens_json(const lt_tokconfig *tc) {
-  cJSON *o = cJSON_CreateObject();
-  if (!o) return NULL;
-  const char *names[] = {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
-  const char *vals[] = {tc->bos_token, tc->eos_token, tc->unk_token, tc->sep_token, tc->pad_token, tc->cls_token,
-                        tc->mask_token};
-  for (int i = 0; i < 7; i++)
-    if (vals[i] && !cJSON_AddStringToObject(o, names[i], vals[i])) {
-      cJSON_Delete(o);
-      return NULL;
-    }
-  char *s = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return s;
-}
-
-static int setup(tmpl_set *ts, const char *tokenizer, const char *name) {
-  lt_tokconfig tc;
-  lt_err err;
-  memset(ts, 0, sizeof *ts);
-  if (tokenizer) {
-    if (lt_tokconfig_load(&tc, tokenizer, &err)) return lt_cli_fail(VERB, &err), -1;
-  } else {
-    memset(&tc, 0, sizeof tc);
-  }
-  const char *src = NULL, *what = NULL;
-  if (name) {
-    src = lt_tokconfig_template(&tc, name);
-    what = "the config's named template";
-    if (!src) {
-      src = lt_chat_builtin(name);
-      what = "the built-in template";
-    }
-    if (!src) {
-      fprintf(stderr, "lmtune %s: no template named \"%s\" (config templates:", VERB, name);
-      for (int i = 0; i < tc.n_templates; i++) fprintf(stderr, " %s", tc.template_name[i]);
-      fprintf(stderr, "%s; built-ins: %s)\n", tc.n_templates ? "" : " none", lt_chat_builtin_names());
-      lt_tokconfig_free(&tc);
-      return -1;
-    }
-  } else {
-    src = lt_tokconfig_template(&tc, NULL);
-    what = "the tokenizer's chat template";
-    if (!src) {
-      fprintf(stderr,
-              "lmtune %s: %s has no chat template (tokenizer_config.json chat_template / chat_template.jinja); "
-              "pass --template NAME (built-ins: %s)\n",
-              VERB, tokenizer ? tokenizer : "no --tokenizer given:", lt_chat_builtin_names());
-      lt_tokconfig_free(&tc);
-      return -1;
-    }
-    const char *tool = lt_tokconfig_template(&tc, "tool_use");
-    if (tool && tool != src && lt_chat_compile(&ts->tool_use, tool, &err)) {
-      lt_err_prefix(&err, "tool_use template");
-      lt_cli_fail(VERB, &err);
-      lt_tokconfig_free(&tc);
-      return -1;
-    }
-  }
-  if (lt_chat_compile(&ts->main, src, &err)) {
-    lt_err_prefix(&err, "%s", what);
-    lt_cli_fail(VERB, &err);
-    lt_tokconfig_free(&tc);
-    lt_chat_free(ts->tool_use);
-    return -1;
-  }
-  ts->special_json = special_tokens_json(&tc);
-  lt_tokconfig_free(&tc);
-  if (!ts->special_json) {
-    fprintf(stderr, "lmtune %s: out of memory\n", VERB);
-    return -1;
-  }
-  return 0;
-}
-
-static void teardown(tmpl_set *ts) {
-  lt_chat_free(ts->main);
-  lt_chat_free(ts->tool_use);
-  free(ts->special_json);
-}
-
-// transformers picks the "tool_use" template of a template dict when tools are passed.
-static const lt_chat_template *pick(const tmpl_set *ts, const char *request) {
-  if (!ts->tool_use) return ts->main;
-  cJSON *o = cJSON_Parse(request);
-  const cJSON *tools = o ? cJSON_GetObjectItemCaseSensitive(o, "tools") : NULL;
-  int has = tools && !cJSON_IsNull(tools);
-  cJSON_Delete(o);
-  return has ? ts->tool_use : ts->main;
-}
-
-static int run_jsonl(const tmpl_set *ts) {
+static int run_jsonl(const lt_chat_set *ts) {
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
@@ -138,7 +40,7 @@ static int run_jsonl(const tmpl_set *ts) {
     char *text = NULL;
     size_t len = 0;
     lt_err err;
-    if (lt_chat_render_request(pick(ts, line), line, ts->special_json, &text, &len, &err)) {
+    if (lt_chat_set_render(ts, line, &text, &len, &err)) {
       fprintf(stderr, "lmtune %s: line %ld: %s\n", VERB, lineno, err.msg);
       rc = LT_EXIT_FAIL;
       break;
@@ -170,7 +72,7 @@ static int run_jsonl(const tmpl_set *ts) {
   return rc;
 }
 
-static int run_messages(const tmpl_set *ts, const char *file, int agp) {
+static int run_messages(const lt_chat_set *ts, const char *file, int agp) {
   char *data;
   size_t len;
   lt_err err;
@@ -210,7 +112,7 @@ static int run_messages(const tmpl_set *ts, const char *file, int agp) {
   char *text = NULL;
   size_t tl = 0;
   int rc = LT_EXIT_OK;
-  if (lt_chat_render_request(pick(ts, req), req, ts->special_json, &text, &tl, &err)) {
+  if (lt_chat_set_render(ts, req, &text, &tl, &err)) {
     lt_cli_fail(VERB, &err);
     rc = LT_EXIT_FAIL;
   } else if (fwrite(text, 1, tl, stdout) != tl || fflush(stdout) != 0) {
@@ -235,9 +137,10 @@ int lt_cmd_chat_template(int argc, char **argv) {
     usage(stderr);
     return LT_EXIT_USAGE;
   }
-  tmpl_set ts;
-  if (setup(&ts, tokenizer, name)) return LT_EXIT_FAIL;
-  int rc = jsonl ? run_jsonl(&ts) : run_messages(&ts, messages, agp != NULL);
-  teardown(&ts);
+  lt_chat_set *ts;
+  lt_err err;
+  if (lt_chat_set_load(&ts, tokenizer, name, &err)) return lt_cli_fail(VERB, &err);
+  int rc = jsonl ? run_jsonl(ts) : run_messages(ts, messages, agp != NULL);
+  lt_chat_set_free(ts);
   return rc;
 }
