@@ -74,6 +74,11 @@ int lt_model_logits(lt_model *m, const int32_t *ids, int T, float *logits, lt_er
 // backward != 0 accumulates gradients into the trainable parameters.
 int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
                   int backward, float *loss, lt_err *err);
+// The same with an explicit denominator, as transformers' Trainer scales each micro-batch of an accumulation window
+// (num_items_in_batch): *loss_sum = sum of the token losses over the valid shifted labels of this batch, *n_valid
+// their count (may be NULL); with backward != 0 the gradients of (sum / denom) are accumulated. denom > 0.
+int lt_model_loss_sum(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                      int backward, double denom, double *loss_sum, int *n_valid, lt_err *err);
 void lt_model_zero_grad(lt_model *m);
 
 // Trainable parameter registry.
@@ -105,6 +110,9 @@ int lt_sample(const float *logits, int vocab, const lt_sampling *s, const int32_
 // Generate up to max_new tokens after prompt; stops on any EOS id. out receives new ids; *n_out their count.
 int lt_generate(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, const lt_sampling *s,
                 int32_t *out, int *n_out, lt_err *err);
+// The same, calling on_token(id, user) after each new token (a non-zero return stops generation).
+int lt_generate_cb(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, const lt_sampling *s,
+                   int (*on_token)(int32_t id, void *user), void *user, int32_t *out, int *n_out, lt_err *err);
 
 // Model facts.
 typedef struct lt_model_info {

@@ -27,6 +27,7 @@ int lt_cmd_info(int argc, char **argv);
 int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_export(int argc, char **argv);
+int lt_cmd_train(int argc, char **argv);           // cmd_train.c
 int lt_cmd_tokenize(int argc, char **argv);        // cmd_tokenize.c
 int lt_cmd_detokenize(int argc, char **argv);      // cmd_tokenize.c
 int lt_cmd_chat_template(int argc, char **argv);   // cmd_chat_template.c

@@ -13,8 +13,11 @@ static const struct {
     {"logits", lt_cmd_logits, "write float32 logits [T, vocab] for token ids to a .npy file"},
     {"generate", lt_cmd_generate, "generate token ids after a prompt (greedy or sampled)"},
     {"export", lt_cmd_export, "merge a LoRA adapter into the base model and write a Hugging Face folder"},
-    {"tokenizer", lt_cmd_tokenizer, "tokenizer tools: lmtune tokenizer train --vocab-size N --out DIR corpus..."},
+    {"train", lt_cmd_train, "fine-tune (LoRA, full, freeze) on pre-tokenized data: lmtune train [config.yaml] [--key value]"},
+    {"tokenize", lt_cmd_tokenize, "text (stdin lines or JSONL) to token ids with a tokenizer.json"},
+    {"detokenize", lt_cmd_detokenize, "token ids (stdin) back to text"},
     {"chat-template", lt_cmd_chat_template, "render conversations with a model's chat template"},
+    {"tokenizer", lt_cmd_tokenizer, "tokenizer tools: lmtune tokenizer train --vocab-size N --out DIR corpus..."},
     {"metrics", lt_cmd_metrics, "BLEU / ROUGE-L / classification metrics of predictions vs references (JSON)"},
 };
 

@@ -199,6 +199,11 @@ static int is_eos(const lt_config *c, int id) {
 
 int lt_generate(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, const lt_sampling *s, int32_t *out,
                 int *n_out, lt_err *err) {
+  return lt_generate_cb(m, prompt, n_prompt, max_new, s, NULL, NULL, out, n_out, err);
+}
+
+int lt_generate_cb(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, const lt_sampling *s,
+                   int (*on_token)(int32_t id, void *user), void *user, int32_t *out, int *n_out, lt_err *err) {
   *n_out = 0;
   if (n_prompt <= 0) return lt_errf(err, "the prompt is empty");
   if (max_new <= 0) return 0;
@@ -217,6 +222,7 @@ int lt_generate(lt_model *m, const int32_t *prompt, int n_prompt, int max_new, c
     out[i] = id;
     hist[n_prompt + i] = id;
     *n_out = i + 1;
+    if (on_token && on_token(id, user)) break;
     if (is_eos(&m->cfg, id) || i + 1 == max_new) break;
     if (lt_model_decode(m, kc, &id, 1, logits, 0, err)) goto done;
   }

@@ -280,9 +280,12 @@ static int check_batch(const lt_model *m, const int32_t *ids, const int32_t *mas
   return 0;
 }
 
-int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
-                  int backward, float *loss, lt_err *err) {
-  *loss = 0.0f;
+// Sum of the token losses over valid shifted labels (*sum, *n_valid_out); gradients scaled by 1/denom, or by
+// 1/n_valid when denom <= 0 (the mean loss).
+static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                     int backward, double denom, double *loss_sum, int *n_valid_out, lt_err *err) {
+  *loss_sum = 0.0;
+  if (n_valid_out) *n_valid_out = 0;
   if (!labels) return lt_errf(err, "labels are required for the loss");
   if (check_batch(m, ids, mask, labels, B, T, err)) return -1;
   if (backward && m->mode == LT_TRAIN_FROZEN) return lt_errf(err, "nothing to train: the model is frozen");
@@ -311,7 +314,8 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
   }
   // The LM head only runs on rows with a label (the last position never has one; in SFT the prompt rows drop out
   // too): gather them into ws->xn, compute loss and dL/dx there (into ws->dx), scatter the gradient into ws->dxn.
-  float scale = 1.0f / (float)n_valid;
+  if (n_valid_out) *n_valid_out = n_valid;
+  float scale = denom > 0 ? (float)(1.0 / denom) : 1.0f / (float)n_valid;
   int32_t *rows = ws->pos;  // positions are not needed until backward: reuse as the row index
   for (int i = 0, k = 0; i < N; i++)
     if (ws->targets[i] != -100) {
@@ -324,7 +328,7 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
   const uint16_t *hbf = ws->gemm.buf && hw->bf && !hw->g ? hw->bf : NULL;
   double sum = lt_lmhead_ce_ex(backward ? ws->dx : NULL, backward ? hw->g : NULL, ws->xn, hw->w, hbf, &ws->gemm,
                                ws->targets, n_valid, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
-  *loss = (float)(sum / n_valid);
+  *loss_sum = sum;
   if (backward) {
     memset(ws->dxn, 0, FL((int64_t)N * C));
     for (int k = 0; k < n_valid; k++) memcpy(ws->dxn + (int64_t)rows[k] * C, ws->dx + (int64_t)k * C, FL(C));
@@ -339,4 +343,24 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
   }
   m->step++;
   return 0;
+}
+
+int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                  int backward, float *loss, lt_err *err) {
+  double sum;
+  int n_valid;
+  *loss = 0.0f;
+  if (loss_impl(m, ids, mask, labels, B, T, backward, 0.0, &sum, &n_valid, err)) return -1;
+  *loss = n_valid ? (float)(sum / n_valid) : 0.0f;
+  return 0;
+}
+
+int lt_model_loss_sum(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
+                      int backward, double denom, double *loss_sum, int *n_valid, lt_err *err) {
+  if (!(denom > 0)) {
+    *loss_sum = 0.0;
+    if (n_valid) *n_valid = 0;
+    return lt_errf(err, "loss denominator %g must be positive", denom);
+  }
+  return loss_impl(m, ids, mask, labels, B, T, backward, denom, loss_sum, n_valid, err);
 }
