@@ -1,7 +1,7 @@
-// Tokenizer benchmark helper: bench_tokenize TOKENIZER_PATH TEXTS.bin [REPEAT]
+// Tokenizer benchmark helper: bench_tokenize TOKENIZER_PATH TEXTS.bin [REPEAT [raw]]
 // TEXTS.bin: for each text a little-endian uint32 byte length then the UTF-8 bytes (written by
 // bench/bench_tokenize.py). Prints one JSON line: load seconds, encode seconds (best of REPEAT passes over all
-// texts, single thread, add_special_tokens off), bytes, tokens, MB/s.
+// texts, single thread, add_special_tokens off), bytes, tokens, MB/s. "raw": tokenizer.json only (LT_TOK_RAW).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
   }
   double t0 = lt_now();
   lt_tokenizer *t;
-  if (lt_tokenizer_load(&t, argv[1], &err)) {
+  if (lt_tokenizer_load_ex(&t, argv[1], argc > 4 && !strcmp(argv[4], "raw") ? LT_TOK_RAW : 0, &err)) {
     fprintf(stderr, "bench_tokenize: %s\n", err.msg);
     return 1;
   }

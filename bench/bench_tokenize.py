@@ -4,7 +4,7 @@ side by side per tokenizer, plus tokenizer.json load times (the 33 MB Gemma 3 fi
     .venv/bin/python bench/bench_tokenize.py [names...]      (after `make` and `make data`)
 
 Env: BUILD (default build), REPEAT (best of N passes, default 3).
-lmtune side: build/bench_tokenize (library calls, in process; add_special_tokens off).
+lmtune side: build/bench_tokenize (library calls, in process; add_special_tokens off; tokenizer.json only, as HF).
 HF side: tokenizers.Tokenizer.from_file + encode_batch with RAYON_NUM_THREADS=1 (one thread), add_special_tokens off.
 Both encode the same texts (tests/tokenizer/corpus.py) and the ids are checked to be equal.
 """
@@ -49,7 +49,7 @@ def main():
         rows = []
         for n in names:
             d = corpus.tokenizer_dir(n)
-            p = subprocess.run([str(helper), str(d), str(binf), str(REPEAT)], capture_output=True, text=True)
+            p = subprocess.run([str(helper), str(d), str(binf), str(REPEAT), "raw"], capture_output=True, text=True)
             if p.returncode:
                 sys.exit(p.stderr)
             lm = json.loads(p.stdout)

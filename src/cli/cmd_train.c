@@ -75,9 +75,12 @@ static void on_message(void *ud, const char *msg) {
 static void usage(FILE *fp) {
   fprintf(fp,
           "usage: lmtune train [config.yaml] [--key value | --key=value ...]\n"
-          "Fine-tunes a model on pre-tokenized JSONL data ({\"input_ids\": [...], \"labels\": [...]} per line; labels\n"
-          "default to input_ids, -100 is ignored). Keys as LLaMA-Factory / HF TrainingArguments name them; flags\n"
-          "override the YAML file. Main keys:\n"
+          "Fine-tunes a model. dataset: conversations (Alpaca instruction/input/output, ShareGPT conversations,\n"
+          "OpenAI messages; .json or .jsonl) rendered with the model's chat template (or `template`: a named or\n"
+          "built-in one) with labels on the responses only (unless train_on_prompt); pre-tokenized JSONL\n"
+          "({\"input_ids\": [...], \"labels\": [...]}, labels default to input_ids, -100 ignored); or {\"text\": ...}\n"
+          "for stage pt. Keys as LLaMA-Factory / HF TrainingArguments name them; flags override the YAML file.\n"
+          "Main keys (also template, train_on_prompt):\n"
           "  model_name_or_path, adapter_name_or_path, stage (sft|pt), finetuning_type (lora|full|freeze),\n"
           "  lora_rank, lora_alpha, lora_dropout, lora_target (q_proj,v_proj | all), use_rslora,\n"
           "  freeze_trainable_layers, dataset, eval_dataset, val_size, cutoff_len, max_samples, skip_bad_records,\n"

@@ -22,6 +22,7 @@
 
 #include "core/core.h"
 #include "io/safetensors.h"
+#include "data/sft.h"
 #include "model/model.h"
 
 // ======================================================================================== arguments
@@ -55,6 +56,7 @@ static const key_def keys[] = {
     {"cutoff_len", K_INT, A_(cutoff_len), 0, 1 << 24},
     {"max_samples", K_INT, A_(max_samples), 0, 2147483647.0},
     {"skip_bad_records", K_BOOL, A_(skip_bad_records), 0, 1},
+    {"train_on_prompt", K_BOOL, A_(train_on_prompt), 0, 1},
     {"packing", K_BOOL, A_(packing), 0, 1},
     {"output_dir", K_STR, A_(output_dir), 0, 0},
     {"overwrite_output_dir", K_BOOL, A_(overwrite_output_dir), 0, 1},
@@ -1036,8 +1038,56 @@ static int write_final(trainer *t, cJSON *train_metrics, lt_err *err) {
   return rc ? -1 : 0;
 }
 
+// Conversations (Alpaca / ShareGPT / OpenAI messages) through the chat template and tokenizer (stage sft).
+static int read_sft(const lt_train_args *a, const char *path, int vocab, int max_samples, lt_dataset *out, trainer *t,
+                    lt_err *err) {
+  lt_sft_opts so = {a->cutoff_len, a->train_on_prompt, max_samples, a->skip_bad_records};
+  lt_sft_stats ss;
+  if (lt_data_read_sft(path, a->model_name_or_path, a->template_name[0] ? a->template_name : NULL, &so, vocab, out,
+                       &ss, err))
+    return -1;
+  say(t, "%s: %d conversations -> %d examples with the %s chat template", path, ss.n_records, out->n,
+      a->template_name[0] ? a->template_name : "model's");
+  if (ss.n_skipped)
+    say(t, "warning: %s: skipped %d bad record%s (the first: %s)", path, ss.n_skipped, ss.n_skipped == 1 ? "" : "s",
+        ss.first_bad);
+  if (ss.n_truncated)
+    say(t, "warning: %s: %d example%s longer than cutoff_len %d were truncated", path, ss.n_truncated,
+        ss.n_truncated == 1 ? "" : "s", a->cutoff_len);
+  if (ss.n_no_eos)
+    say(t, "warning: %s: %d response%s end without the tokenizer's EOS token: the model will not learn to stop "
+        "(check the template)", path, ss.n_no_eos, ss.n_no_eos == 1 ? "" : "s");
+  return 0;
+}
+
 static int load_data(const lt_train_args *a, int vocab, lt_dataset *train, lt_dataset *eval, trainer *t,
                      lt_err *err) {
+  if (a->dataset[0] && strcmp(a->stage, "sft") == 0) {
+    int pre = lt_data_is_pretok(a->dataset, err);
+    if (pre < 0) return -1;
+    if (!pre) {
+      lt_dataset all = {0};
+      if (read_sft(a, a->dataset, vocab, a->max_samples, &all, t, err)) {
+        lt_dataset_free(&all);
+        return -1;
+      }
+      if (a->eval_dataset[0]) {
+        if (read_sft(a, a->eval_dataset, vocab, 0, eval, t, err)) {
+          lt_dataset_free(&all);
+          return -1;
+        }
+        *train = all;
+        return 0;
+      }
+      if (a->val_size > 0) {
+        int rc = lt_dataset_split(&all, a->val_size, a->seed, train, eval, err);
+        if (rc) lt_dataset_free(&all);
+        return rc;
+      }
+      *train = all;
+      return 0;
+    }
+  }
   int pack = a->packing >= 0 ? a->packing : strcmp(a->stage, "pt") == 0 && a->cutoff_len > 0;
   if (pack && a->cutoff_len <= 0) return lt_errf(err, "packing needs cutoff_len > 0 (the block size)");
   lt_pretok_opts o = {pack ? 0 : a->cutoff_len, a->max_samples, a->skip_bad_records, vocab, a->model_name_or_path};
@@ -1149,8 +1199,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
         goto done;
       }
     }
-  if (a->template_name[0])
-    say(t, "note: template \"%s\" is not applied: the data is already tokenized", a->template_name);
+
   t->do_eval = t->eval && t->eval->n > 0 && !a->eval_strategy_no;
   t->eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;  // as transformers: eval_steps <- logging
   t->save_steps = a->save_strategy_no ? 0 : a->save_steps;

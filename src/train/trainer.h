@@ -19,7 +19,7 @@ typedef struct lt_train_args {
   char model_name_or_path[LT_PATH_CAP];
   char adapter_name_or_path[LT_PATH_CAP];  // start LoRA from this PEFT adapter
   char stage[8];                           // "sft" or "pt" (both take pre-tokenized data)
-  char template_name[64];                  // kept for the chat-data pipeline; unused with pre-tokenized data
+  char template_name[64];                  // conversations: a named/built-in chat template (empty: the model's own)
   lt_finetune_type finetuning_type;
   int lora_rank;
   double lora_alpha;  // <= 0: 2 * lora_rank (LLaMA-Factory's default)
@@ -30,6 +30,7 @@ typedef struct lt_train_args {
   char dataset[LT_PATH_CAP], eval_dataset[LT_PATH_CAP];
   double val_size;
   int cutoff_len, max_samples, skip_bad_records;
+  int train_on_prompt;  // SFT on conversations: labels on the prompt tokens too
   int packing;  // -1 auto (stage pt with cutoff_len > 0), 0/1; {"text"} records are tokenized with the model's tokenizer
   char output_dir[LT_PATH_CAP];
   int overwrite_output_dir;
