@@ -209,7 +209,7 @@ int lt_data_is_pretok(const char *path, lt_err *err) {
   if (lt_read_file(path, &text, &len, err)) return -1;
   size_t i = 0;
   while (i < len && strchr(" \t\r\n", text[i])) i++;
-  int r = 0;
+  int r = i == len;  // an empty file: the pre-tokenized reader reports it
   if (i < len && text[i] == '{') {
     size_t e = i;
     while (e < len && text[e] != '\n') e++;

@@ -31,8 +31,8 @@ int lt_data_build_sft(const lt_convo *c, int n, const char *source, const lt_cha
 int lt_data_read_sft(const char *path, const char *tokenizer_dir, const char *template_name, const lt_sft_opts *o,
                      int vocab, lt_dataset *out, lt_sft_stats *st, lt_err *err);
 
-// 1 when the file holds pre-tokenized ({"input_ids": ...}) or plain-text ({"text": ...}) JSONL records, 0 when it
-// holds conversations (or is a JSON array), -1 on a read error.
+// 1 when the file holds pre-tokenized ({"input_ids": ...}) or plain-text ({"text": ...}) JSONL records (or
+// nothing), 0 when it holds conversations (or is a JSON array), -1 on a read error.
 int lt_data_is_pretok(const char *path, lt_err *err);
 
 #endif
