@@ -217,6 +217,7 @@ int jx_is_builtin(const char *name);
 jv jx_str_strip(jctx *c, jv s, jv chars, int left, int right);
 jv jx_slice(jctx *c, jv obj, jv start, jv stop, jv step, int line, int col);
 jv jx_getitem(jctx *c, jv obj, jv key, int line, int col);
+jv jx_to_list(jctx *c, jv v, int line, int col);  // for-loop / list(): list, dict keys, string chars
 jv jx_getattr(jctx *c, jv obj, const char *name, int line, int col);
 
 #endif

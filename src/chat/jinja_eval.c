@@ -629,28 +629,6 @@ static void assign(jctx *c, jnode *target, jv v) {
   }
 }
 
-static jv iterable_items(jctx *c, jv v, int line, int col) {
-  switch (v.t) {
-    case JV_LIST: return v;
-    case JV_UNDEF: return jv_list_new(c, 0);
-    case JV_DICT: {
-      jv l = jv_list_new(c, v.u.d->n);
-      for (size_t i = 0; i < v.u.d->n; i++) jv_list_push(c, l, v.u.d->k[i]);
-      return l;
-    }
-    case JV_STR: {
-      jv l = jv_list_new(c, 0);
-      for (size_t i = 0; i < v.u.s.n;) {
-        uint32_t cp;
-        size_t k = jx_utf8_decode(v.u.s.p, v.u.s.n, i, &cp);
-        jv_list_push(c, l, jv_strn(v.u.s.p + i, k));
-        i += k;
-      }
-      return l;
-    }
-    default: jx_fail(c, line, col, "'%s' object is not iterable", jv_type_name(v));
-  }
-}
 
 static jv capture(jctx *c, jnodes body) {
   jbuf *saved = c->out;
@@ -662,7 +640,7 @@ static jv capture(jctx *c, jnodes body) {
 }
 
 static void exec_for(jctx *c, jnode *n) {
-  jv src = iterable_items(c, jx_eval(c, n->b), n->b->line, n->b->col);
+  jv src = jx_to_list(c, jx_eval(c, n->b), n->b->line, n->b->col);
   jv items = src;
   if (n->c) {  // {% for x in y if cond %}: filter first (loop.length counts the kept items)
     items = jv_list_new(c, 0);

@@ -290,28 +290,6 @@ static int prefix_match(jv s, jv pre, int suffix) {
   return memcmp(at, pre.u.s.p, pre.u.s.n) == 0;
 }
 
-static jv to_list(jctx *c, jv v, int line, int col) {
-  switch (v.t) {
-    case JV_LIST: return v;
-    case JV_UNDEF: return jv_list_new(c, 0);
-    case JV_DICT: {
-      jv l = jv_list_new(c, v.u.d->n);
-      for (size_t i = 0; i < v.u.d->n; i++) jv_list_push(c, l, v.u.d->k[i]);
-      return l;
-    }
-    case JV_STR: {
-      jv l = jv_list_new(c, 0);
-      for (size_t i = 0; i < v.u.s.n;) {
-        uint32_t cp;
-        size_t k = jx_utf8_decode(v.u.s.p, v.u.s.n, i, &cp);
-        jv_list_push(c, l, jv_strn(v.u.s.p + i, k));
-        i += k;
-      }
-      return l;
-    }
-    default: jx_fail(c, line, col, "'%s' object is not iterable", jv_type_name(v));
-  }
-}
 
 // ---------------------------------------------------------------- methods
 static const char *const str_methods[] = {
@@ -432,7 +410,7 @@ static jv str_method(jctx *c, jv s, const char *m, const fargs *f) {
   if (!strcmp(m, "join")) {
     check_args(c, f, 1, NULL);
     if (!arg(c, f, 0, "iterable", &a0)) jx_fail(c, f->line, f->col, "join() takes exactly one argument");
-    jv l = to_list(c, a0, f->line, f->col);
+    jv l = jx_to_list(c, a0, f->line, f->col);
     jbuf b = {0};
     for (size_t i = 0; i < l.u.l->n; i++) {
       if (i) jbuf_put(c, &b, s.u.s.p, s.u.s.n);
@@ -681,7 +659,7 @@ static void stable_sort(jctx *c, jv *vals, jv *keys, size_t n, int reverse, int 
 }
 
 static jv filter_select(jctx *c, jv v, const fargs *f, int by_attr, int keep_when) {
-  jv l = to_list(c, v, f->line, f->col);
+  jv l = jx_to_list(c, v, f->line, f->col);
   jv out = jv_list_new(c, 0);
   int first_test = by_attr ? 1 : 0;
   jv attr = jv_undef();
@@ -973,7 +951,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
     return items;
   }
   if (!strcmp(name, "list")) {
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     if (l.u.l == v.u.l || (v.t == JV_LIST && l.u.l->is_tuple)) {
       jv copy = jv_list_new(c, l.u.l->n);
       for (size_t i = 0; i < l.u.l->n; i++) jv_list_push(c, copy, l.u.l->v[i]);
@@ -982,7 +960,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
     return l;
   }
   if (!strcmp(name, "first") || !strcmp(name, "last")) {
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     if (!l.u.l->n) {
       jv u = jv_undef();
       return u;
@@ -991,12 +969,12 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
   }
   if (!strcmp(name, "reverse")) {
     if (v.t == JV_STR) {
-      jv chars = to_list(c, v, line, col);
+      jv chars = jx_to_list(c, v, line, col);
       jbuf b = {0};
       for (size_t i = chars.u.l->n; i-- > 0;) jbuf_put(c, &b, chars.u.l->v[i].u.s.p, chars.u.l->v[i].u.s.n);
       return jv_buf(&b);
     }
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     jv out = jv_list_new(c, l.u.l->n);
     for (size_t i = l.u.l->n; i-- > 0;) jv_list_push(c, out, l.u.l->v[i]);
     return out;
@@ -1008,7 +986,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
     arg(c, f, 0, "d", &d);
     arg(c, f, 1, "attribute", &attr);
     d = str_of(c, f, d);
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     jbuf b = {0};
     for (size_t i = 0; i < l.u.l->n; i++) {
       if (i) jbuf_put(c, &b, d.u.s.p, d.u.s.n);
@@ -1032,7 +1010,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
       arg(c, f, 0, "case_sensitive", &cs);
       arg(c, f, 1, "attribute", &attr);
     }
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     size_t n = l.u.l->n;
     jv *vals = jx_alloc(c, (n + 1) * sizeof(jv)), *keys = jx_alloc(c, (n + 1) * sizeof(jv));
     for (size_t i = 0; i < n; i++) {
@@ -1073,7 +1051,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
     jv attr = jv_none(), acc = jv_int(0);
     arg(c, f, 0, "attribute", &attr);
     arg(c, f, 1, "start", &acc);
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     for (size_t i = 0; i < l.u.l->n; i++) {
       jv x = is_none_or_undef(attr) ? l.u.l->v[i] : get_path(c, l.u.l->v[i], attr, line, col);
       if ((acc.t == JV_INT || acc.t == JV_BOOL) && (x.t == JV_INT || x.t == JV_BOOL)) {
@@ -1089,7 +1067,7 @@ jv jx_filter(jctx *c, const char *name, jv v, jv *args, int nargs, const char **
     return acc;
   }
   if (!strcmp(name, "map")) {
-    jv l = to_list(c, v, line, col);
+    jv l = jx_to_list(c, v, line, col);
     jv out = jv_list_new(c, l.u.l->n);
     jv attr;
     if (arg(c, f, -1, "attribute", &attr)) {

@@ -907,3 +907,27 @@ int jv_from_json(jctx *c, const char *text, size_t len, jv *out, char *msg, size
   if (p.i != p.n) return jp_err(&p, "extra data after the value");
   return 0;
 }
+
+// The items a for-loop or list() sees: a list itself, a dict's keys, a string's characters; undefined is empty.
+jv jx_to_list(jctx *c, jv v, int line, int col) {
+  switch (v.t) {
+    case JV_LIST: return v;
+    case JV_UNDEF: return jv_list_new(c, 0);
+    case JV_DICT: {
+      jv l = jv_list_new(c, v.u.d->n);
+      for (size_t i = 0; i < v.u.d->n; i++) jv_list_push(c, l, v.u.d->k[i]);
+      return l;
+    }
+    case JV_STR: {
+      jv l = jv_list_new(c, 0);
+      for (size_t i = 0; i < v.u.s.n;) {
+        uint32_t cp;
+        size_t k = jx_utf8_decode(v.u.s.p, v.u.s.n, i, &cp);
+        jv_list_push(c, l, jv_strn(v.u.s.p + i, k));
+        i += k;
+      }
+      return l;
+    }
+    default: jx_fail(c, line, col, "'%s' object is not iterable", jv_type_name(v));
+  }
+}

@@ -17,6 +17,7 @@
 // The output tokenizer.json is byte-identical to tokenizers' Tokenizer.save() of the same model (serde_json pretty
 // printing), and tokenizer_config.json to transformers' save_pretrained() output for it.
 #include "tokenizer/bpe_train.h"
+#include "tokenizer/tok_internal.h"
 
 #include <errno.h>
 #include <pcre2.h>
@@ -31,42 +32,18 @@
 
 // ------------------------------------------------------------------------------------------------ small helpers
 
-typedef struct {
-  char *p;
-  size_t len, cap;
-} sbuf;
+static int sb_str(tk_buf *b, const char *s) { return tk_buf_put(b, s, strlen(s)); }
 
-static int sb_reserve(sbuf *b, size_t extra) {
-  if (b->len + extra + 1 <= b->cap) return 0;
-  size_t nc = b->cap ? b->cap : 4096;
-  while (nc < b->len + extra + 1) nc *= 2;
-  char *p = realloc(b->p, nc);
-  if (!p) return -1;
-  b->p = p;
-  b->cap = nc;
-  return 0;
-}
-
-static int sb_put(sbuf *b, const char *s, size_t n) {
-  if (sb_reserve(b, n)) return -1;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
-  return 0;
-}
-
-static int sb_str(sbuf *b, const char *s) { return sb_put(b, s, strlen(s)); }
-
-static int sb_int(sbuf *b, long long v) {
+static int sb_int(tk_buf *b, long long v) {
   char t[32];
   int n = snprintf(t, sizeof t, "%lld", v);
-  return sb_put(b, t, (size_t)n);
+  return tk_buf_put(b, t, (size_t)n);
 }
 
 // A JSON string as serde_json (and Python's json with ensure_ascii=False) writes it: quotes, backslash and control
 // characters escaped (\b \t \n \f \r short forms, others \u00xx), everything else raw UTF-8.
-static int sb_json_str(sbuf *b, const char *s, size_t n) {
-  if (sb_put(b, "\"", 1)) return -1;
+static int sb_json_str(tk_buf *b, const char *s, size_t n) {
+  if (tk_buf_put(b, "\"", 1)) return -1;
   size_t run = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -84,11 +61,11 @@ static int sb_json_str(sbuf *b, const char *s, size_t n) {
       esc = u;
     }
     if (!esc) continue;
-    if (sb_put(b, s + run, i - run) || sb_str(b, esc)) return -1;
+    if (tk_buf_put(b, s + run, i - run) || sb_str(b, esc)) return -1;
     run = i + 1;
   }
-  if (sb_put(b, s + run, n - run)) return -1;
-  return sb_put(b, "\"", 1);
+  if (tk_buf_put(b, s + run, n - run)) return -1;
+  return tk_buf_put(b, "\"", 1);
 }
 
 static uint64_t hash_bytes(const char *s, size_t n) {  // FNV-1a, then a final mix
@@ -216,7 +193,7 @@ typedef struct {
 } word_ent;
 
 typedef struct {
-  sbuf bytes;
+  tk_buf bytes;
   word_ent *e;
   size_t n, cap;
   int64_t *slot;  // entry index or -1
@@ -260,7 +237,7 @@ static int wc_add(wordcount_t *w, const char *s, size_t n) {
     w->cap = nc;
   }
   size_t off = w->bytes.len;
-  if (sb_put(&w->bytes, s, n)) return -1;
+  if (tk_buf_put(&w->bytes, s, n)) return -1;
   w->e[w->n] = (word_ent){off, (uint32_t)n, h, 1};
   size_t i = h & w->mask;
   while (w->slot[i] >= 0) i = (i + 1) & w->mask;
@@ -534,7 +511,7 @@ static size_t utf8_put(char *o, uint32_t cp) {
 
 static int write_tokenizer_json(const char *path, const vocab_t *v, const lt_bpe_train_opts *o,
                                 const int32_t *special_id, const uint64_t *merges, size_t n_merges, lt_err *err) {
-  sbuf b = {0};
+  tk_buf b = {0};
   int bad = 0;
   bad |= sb_str(&b, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [");
   int first = 1;
@@ -607,7 +584,7 @@ static int write_tokenizer_config(const char *path, const lt_bpe_train_opts *o, 
     if (r >= 0 && !role[r]) role[r] = o->special[i];
   }
   // Keys sorted, as transformers' save_pretrained writes them (json.dumps(sort_keys=True, indent=2)).
-  sbuf b = {0};
+  tk_buf b = {0};
   int bad = sb_str(&b, "{\n  \"backend\": \"tokenizers\",\n");
   const char *names[4] = {"bos_token", "eos_token", "pad_token", "unk_token"};
   for (int r = 0; r < 2; r++)
@@ -769,7 +746,7 @@ static int train(trainer_t *t, const char *const *files, int n_files, const lt_b
 
   // 5. merges
   uint64_t min_freq = (uint64_t)(o->min_frequency > 0 ? o->min_frequency : 0);
-  sbuf tok = {0};
+  tk_buf tok = {0};
   int rc = 0;
   while (t->vocab.n < o->vocab_size && t->heap.n > 0) {
     merge_ent top = heap_pop(&t->heap);
@@ -789,7 +766,7 @@ static int train(trainer_t *t, const char *const *files, int n_files, const lt_b
     }
     int32_t a = (int32_t)(top.pair >> 32), b = (int32_t)(top.pair & 0xffffffffu);
     tok.len = 0;
-    if (sb_put(&tok, t->vocab.s[a], t->vocab.len[a]) || sb_put(&tok, t->vocab.s[b], t->vocab.len[b])) {
+    if (tk_buf_put(&tok, t->vocab.s[a], t->vocab.len[a]) || tk_buf_put(&tok, t->vocab.s[b], t->vocab.len[b])) {
       free(top.pos);
       rc = lt_errf(err, "bpe train: out of memory");
       break;
