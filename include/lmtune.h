@@ -48,6 +48,11 @@ int lt_lora_parse_targets(const char *list, unsigned *mask, lt_err *err);
 
 // Load a Hugging Face model folder (config.json + safetensors, single or sharded).
 int lt_model_load(lt_model **out, const char *dir, lt_err *err);
+// Create a new model from DIR/config.json alone, initialised as transformers' _init_weights does: Linear and
+// Embedding weights ~ normal(0, initializer_range (0.02 when absent)), biases 0, RMSNorm weights 1, the
+// pad_token_id row of the embedding 0, tied embeddings shared. Every weight is owned f32 memory ("F32"); the values
+// depend only on the seed.
+int lt_model_init(lt_model **out, const char *dir, uint64_t seed, lt_err *err);
 void lt_model_free(lt_model *m);
 
 // Choose the compute precision (default F32); call before the first forward.

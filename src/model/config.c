@@ -166,6 +166,11 @@ static int parse_config(lt_config *c, const cJSON *root, const char *path, lt_er
     return lt_errf(err, "%s: quantized checkpoints (quantization_config) are not supported; use bf16/f16/f32 weights",
                    path);
 
+  double init_std;
+  if (get_num(root, "initializer_range", 0.02, &init_std, path, err)) return -1;
+  if (init_std < 0) return lt_errf(err, "%s: initializer_range must be >= 0", path);
+  c->init_std = init_std > 0 ? (float)init_std : 0.02f;  // transformers: `initializer_range or 0.02`
+
   c->tied = get_bool(root, "tie_word_embeddings", 0);
   int attn_bias = get_bool(root, "attention_bias", 0);
   switch (c->arch) {

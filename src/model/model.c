@@ -12,8 +12,26 @@ static const char *const proj_names[7] = {"self_attn.q_proj", "self_attn.k_proj"
 
 const char *lt_proj_name(int id) { return proj_names[id]; }
 
-// Bind param p to tensor `name`, checking shape; optional tensors may be absent (returns 1).
+// A weight of a freshly initialised model (lt_model_init): no stored tensor, owned zeroed f32 storage.
+static int fresh_param(lt_param *p, const char *name, int64_t d0, int64_t d1, lt_err *err) {
+  int nd = d1 > 0 ? 2 : 1;
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = nd;
+  p->shape[0] = d0;
+  p->shape[1] = nd == 2 ? d1 : 1;
+  p->numel = d0 * (nd == 2 ? d1 : 1);
+  p->dtype = LT_DTYPE_F32;
+  p->st = NULL;
+  p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
+  if (!p->w) return lt_err_prefix(err, "%s", name);
+  p->owned = 1;
+  return 0;
+}
+
+// Bind param p to tensor `name`, checking shape; optional tensors may be absent (returns 1). Without checkpoint
+// files (lt_model_init) every weight is created instead.
 static int bind(lt_model *m, lt_param *p, const char *name, int64_t d0, int64_t d1, int optional, lt_err *err) {
+  if (m->weights.nfiles == 0) return fresh_param(p, name, d0, d1, err);
   const char *file = NULL;
   const lt_st_tensor *t = lt_weights_find(&m->weights, name, &file);
   if (!t) {
@@ -57,6 +75,7 @@ int lt_model_prepare(lt_model *m, lt_err *err) {
     lt_param *p = &m->params[i];
     int want_bf = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && !p->g;
     int want_f32 = !want_bf;
+    if (!p->w && !p->st) return lt_errf(err, "%s: weight \"%s\" has no values", m->dir, p->name);
     if (want_f32 && !p->w) {
       p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
       if (!p->w) return lt_err_prefix(err, "%s", p->name);
@@ -154,12 +173,14 @@ static int load_weights(lt_model *m, lt_err *err) {
   return 0;
 }
 
-int lt_model_load(lt_model **out, const char *dir, lt_err *err) {
+// Load (fresh == 0: config.json + safetensors) or create (fresh: config.json only, weights zeroed) a model.
+static int model_open(lt_model **out, const char *dir, int fresh, lt_err *err) {
   *out = NULL;
   lt_model *m = lt_alloc(sizeof *m, err);
   if (!m) return -1;
   snprintf(m->dir, sizeof m->dir, "%s", dir);
-  if (lt_config_load(&m->cfg, dir, err) || lt_weights_open(&m->weights, dir, err) || load_weights(m, err)) {
+  if (lt_config_load(&m->cfg, dir, err) || (!fresh && lt_weights_open(&m->weights, dir, err)) ||
+      load_weights(m, err)) {
     lt_model_free(m);
     return -1;
   }
@@ -171,6 +192,52 @@ int lt_model_load(lt_model **out, const char *dir, lt_err *err) {
   lt_rope_inv_freq(&m->cfg, m->inv_freq);
   m->mode = LT_TRAIN_FROZEN;
   *out = m;
+  return 0;
+}
+
+int lt_model_load(lt_model **out, const char *dir, lt_err *err) { return model_open(out, dir, 0, err); }
+
+// w[k] ~ normal(0, std): Box-Muller over pairs of counter-RNG uniforms, (stream, 2j) and (stream, 2j+1) giving
+// elements 2j and 2j+1, so the values depend only on (seed, stream), not on the thread count.
+static void init_normal(float *w, int64_t n, double std, uint64_t seed, uint64_t stream) {
+  const double two_pi = 6.28318530717958647692;
+  int64_t pairs = (n + 1) / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < pairs; j++) {
+    double u1 = 1.0 - (double)lt_rng_uniform(seed, stream, (uint64_t)(2 * j));  // (0, 1]
+    double u2 = (double)lt_rng_uniform(seed, stream, (uint64_t)(2 * j + 1));
+    double r = std * sqrt(-2.0 * log(u1)), th = two_pi * u2;
+    w[2 * j] = (float)(r * cos(th));
+    if (2 * j + 1 < n) w[2 * j + 1] = (float)(r * sin(th));
+  }
+}
+
+static uint64_t name_stream(const char *s) {  // FNV-1a: a weight's values do not depend on its position
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+
+int lt_model_init(lt_model **out, const char *dir, uint64_t seed, lt_err *err) {
+  if (model_open(out, dir, 1, err)) return -1;
+  lt_model *m = *out;
+  const lt_config *c = &m->cfg;
+  // As transformers' PreTrainedModel._init_weights: Linear and Embedding weights ~ normal(0, initializer_range),
+  // biases 0, RMSNorm weights (q_norm / k_norm too) 1, the embedding's padding_idx row 0; a tied lm_head is the
+  // embedding itself.
+  for (int i = 0; i < m->nparams; i++) {
+    lt_param *p = &m->params[i];
+    size_t len = strlen(p->name);
+    if (p->ndim == 2) {
+      init_normal(p->w, p->numel, c->init_std, seed, name_stream(p->name));
+    } else if (len >= 5 && strcmp(p->name + len - 5, ".bias") == 0) {
+      memset(p->w, 0, (size_t)p->numel * sizeof(float));
+    } else {
+      for (int64_t k = 0; k < p->numel; k++) p->w[k] = 1.0f;
+    }
+  }
+  if (c->pad_id >= 0 && c->pad_id < c->vocab)
+    memset(m->embed->w + (size_t)c->pad_id * (size_t)c->hidden, 0, (size_t)c->hidden * sizeof(float));
   return 0;
 }
 

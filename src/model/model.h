@@ -24,6 +24,7 @@ typedef struct lt_config {
   int qkv_bias, o_bias, mlp_bias, qk_norm;
   int sliding_window;  // 0 = none
   int bos_id, pad_id;
+  float init_std;  // initializer_range (0 or absent: 0.02), used by lt_model_init
   int n_eos;
   int32_t eos[LT_MAX_EOS];
 } lt_config;
@@ -40,7 +41,7 @@ typedef struct lt_param {
   int64_t shape[2];
   int64_t numel;
   lt_dtype dtype;          // stored dtype
-  const lt_st_tensor *st;  // stored tensor
+  const lt_st_tensor *st;  // stored tensor; NULL for a new model (lt_model_init), whose w is always owned
   float *w;                // f32 values: the mapping itself (F32, aligned), an owned copy, or NULL
   int owned;               // w is ours to free
   const uint16_t *bf;      // bf16 values for bf16 compute: the mapping itself (BF16) or an owned copy

@@ -139,7 +139,10 @@ int lt_model_save_pretrained(lt_model *m, const char *dir, int dtype, lt_err *er
       tmp = lt_alloc((size_t)p->numel * sizeof(float), err);
       if (!tmp) goto done;
       if (p->w) memcpy(tmp, p->w, (size_t)p->numel * sizeof(float));
-      else if (lt_tensor_to_f32(p->st, tmp, err)) goto done;
+      else if (!p->st) {
+        lt_errf(err, "weight \"%s\" has no values", p->name);
+        goto done;
+      } else if (lt_tensor_to_f32(p->st, tmp, err)) goto done;
       if (a)  // W (out,in) += scale * B (out,r) A (r,in)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->out, a->in, a->r, a->scale, a->B, a->r, a->A, a->in,
                     1.0f, tmp, a->in);

@@ -530,9 +530,28 @@ static int setup_freeze(lt_model *m, int n, lt_err *err) {
   return lt_model_prepare(m, err);
 }
 
+// A model folder with config.json but no weights (neither model.safetensors nor its sharded index).
+static int weightless_model_dir(const char *dir) {
+  char cfg[LT_PATH_CAP + 64], one[LT_PATH_CAP + 64], idx[LT_PATH_CAP + 64];
+  if (lt_path_join(cfg, sizeof cfg, dir, "config.json") || lt_path_join(one, sizeof one, dir, "model.safetensors") ||
+      lt_path_join(idx, sizeof idx, dir, "model.safetensors.index.json"))
+    return 0;
+  return lt_file_exists(cfg) && !lt_file_exists(one) && !lt_file_exists(idx);
+}
+
 static int setup_model(trainer *t, lt_err *err) {
   const lt_train_args *a = t->a;
-  if (lt_model_load(&t->m, a->model_name_or_path, err)) return -1;
+  if (strcmp(a->stage, "pt") == 0 && weightless_model_dir(a->model_name_or_path)) {
+    // Pre-training from scratch: a new model initialised as transformers does, from config.json alone.
+    if (a->finetuning_type != LT_FT_FULL)
+      return lt_errf(err, "%s has config.json but no weights (model.safetensors): a new model can only be "
+                     "pre-trained with finetuning_type: full (%s trains a small part of an existing model)",
+                     a->model_name_or_path, a->finetuning_type == LT_FT_LORA ? "lora" : "freeze");
+    say(t, "initialising a new model from config.json (seed %llu)", (unsigned long long)a->seed);
+    if (lt_model_init(&t->m, a->model_name_or_path, a->seed, err)) return -1;
+  } else if (lt_model_load(&t->m, a->model_name_or_path, err)) {
+    return -1;
+  }
   lt_model *m = t->m;
   if (a->bf16 && lt_model_set_compute(m, LT_COMPUTE_BF16, err)) return -1;
   if (a->finetuning_type == LT_FT_LORA) {
