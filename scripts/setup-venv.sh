@@ -12,8 +12,9 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   py=$(command -v python3.11 || command -v python3)
   "$py" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-  # torch first, alone and pinned, so nothing can pull a CUDA build
-  "$venv/bin/pip" install -q "$(grep -E '^torch==' "$req")"
+  # torch first, alone and pinned to the CPU build on disk, so nothing can pull a CUDA build
+  grep -qx 'torch==2.13.0' "$req" || { echo "setup-venv: $req must pin torch==2.13.0" >&2; exit 1; }
+  "$venv/bin/pip" install -q torch==2.13.0
   "$venv/bin/pip" install -q -r "$req"
   touch "$venv/.complete"
 fi
