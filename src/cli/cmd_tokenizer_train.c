@@ -1,5 +1,5 @@
 // lmtune tokenizer train --vocab-size N --out DIR [--min-frequency 2] [--special-tokens "<|endoftext|>,<pad>"]
-//                        corpus.txt...
+//                        [--chat-template FILE] corpus.txt...
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,22 +10,24 @@
 
 static const char USAGE[] =
     "usage: lmtune tokenizer train --vocab-size N --out DIR [--min-frequency 2]\n"
-    "                              [--special-tokens \"<|endoftext|>,<pad>\"] corpus.txt...\n"
+    "                              [--special-tokens \"<|endoftext|>,<pad>\"] [--chat-template FILE] corpus.txt...\n"
     "trains a byte-level BPE tokenizer as Hugging Face tokenizers' BpeTrainer does (ByteLevel pre-tokenizer,\n"
     "GPT-2 regex, no prefix space; each corpus line is pre-tokenized on its own) and writes DIR/tokenizer.json and\n"
     "DIR/tokenizer_config.json. --vocab-size counts the 256 byte tokens and the special tokens, which get the\n"
     "first ids in the order given; pairs seen fewer than --min-frequency times are not merged.\n"
     "tokenizer_config.json names the well-known special tokens among them: <s> <bos> <|begin_of_text|> as\n"
     "bos_token, </s> <eos> <|endoftext|> <|end_of_text|> <|eot_id|> as eos_token, <pad> [PAD] as pad_token,\n"
-    "<unk> [UNK] as unk_token.\n";
+    "<unk> [UNK] as unk_token. --chat-template stores the Jinja template in FILE as its chat_template.\n";
 
 static int train_main(int argc, char **argv) {
   const char *verb = "tokenizer train";
-  const char *vocab_s = NULL, *out = NULL, *minf_s = "2", *special_s = NULL, *help = NULL;
+  const char *vocab_s = NULL, *out = NULL, *minf_s = "2", *special_s = NULL, *help = NULL, *tmpl_s = NULL;
+  char *tmpl = NULL;
   lt_opt opts[] = {{"--vocab-size", 1, &vocab_s},
                    {"--out", 1, &out},
                    {"--min-frequency", 1, &minf_s},
                    {"--special-tokens", 1, &special_s},
+                   {"--chat-template", 1, &tmpl_s},
                    {"--help", 0, &help}};
   const int nopts = (int)(sizeof opts / sizeof opts[0]);
   // Options go to lt_cli_parse; everything else (or anything after "--") is a corpus file.
@@ -104,9 +106,20 @@ static int train_main(int argc, char **argv) {
             nspecial);
     goto done;
   }
-  lt_bpe_train_opts o = {.vocab_size = (int)vocab, .min_frequency = (int)minf, .special = special,
-                         .n_special = nspecial};
   lt_err err;
+  if (tmpl_s) {
+    size_t tl;
+    if (lt_read_file(tmpl_s, &tmpl, &tl, &err)) {
+      rc = lt_cli_fail(verb, &err);
+      goto done;
+    }
+    if (strlen(tmpl) != tl || tl == 0) {
+      fprintf(stderr, "lmtune %s: --chat-template %s: the file is empty or holds a NUL byte\n", verb, tmpl_s);
+      goto done;
+    }
+  }
+  lt_bpe_train_opts o = {.vocab_size = (int)vocab, .min_frequency = (int)minf, .special = special,
+                         .n_special = nspecial, .chat_template = tmpl};
   double t0 = lt_now();
   if (lt_bpe_train(files, nfiles, &o, out, &err)) {
     rc = lt_cli_fail(verb, &err);
@@ -120,6 +133,7 @@ done:
   free(files);
   free(specials);
   free(special);
+  free(tmpl);
   return rc;
 }
 

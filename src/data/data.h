@@ -46,8 +46,10 @@ typedef struct lt_data_stats {
 } lt_data_stats;
 
 // Read JSONL records {"input_ids": [...], "labels": [...], "attention_mask": [...]} (labels and attention_mask
-// optional; labels default to input_ids; -100 allowed in labels). {"text": ...} records need a tokenizer and are
-// refused for now. Errors name the file, the line and the field. Appends to *out.
+// optional; labels default to input_ids; -100 allowed in labels) or {"text": ...} (tokenized with
+// o->tokenizer_path). A .txt file is read as one text record per non-blank line (as LLaMA-Factory), a directory
+// as one text document per *.txt file (sorted by name), and "a,b" (when no such file exists) as each of the
+// comma-separated paths in turn. Errors name the file, the line and the field. Appends to *out.
 int lt_data_read_pretok(const char *path, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err);
 
 // LLaMA-Factory's packing for pre-training: concatenate every example (ids and labels) in order and cut the

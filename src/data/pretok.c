@@ -1,6 +1,9 @@
 // Pre-tokenized JSONL training data: {"input_ids": [...], "labels": [...], "attention_mask": [...]} per line.
 // Every bad record is an error naming the file, the line and the field (or a counted warning with skip_bad).
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +173,53 @@ static int int_array(const cJSON *a, const char *field, int32_t **v, int *len, l
   return 0;
 }
 
+// Tokenize one plain-text document as LLaMA-Factory's pre-training does: [bos] + tokens + eos (labels = ids).
+// On failure fills msg ("field \"text\": ...") and returns -1; *fatal when the tokenizer itself is unusable.
+static int text_ids(text_ctx *tc, const lt_pretok_opts *o, const char *s, size_t n, int32_t **out, int *nout,
+                    char *msg, size_t cap, lt_err *err, int *fatal) {
+  *out = NULL;
+  *nout = 0;
+  if (!o->tokenizer_path) {
+    snprintf(msg, cap, "field \"text\": plain-text records need a tokenizer (tokenizer.json in the model folder)");
+    return -1;
+  }
+  if (text_ctx_load(tc, o->tokenizer_path)) {
+    snprintf(msg, cap, "field \"text\": %.500s", tc->load_err);
+    *fatal = 1;
+    lt_errf(err, "field \"text\": %s", tc->load_err);
+    return -1;
+  }
+  int32_t *tids = NULL;
+  int nt = 0;
+  lt_err e2;
+  if (lt_tokenizer_encode(tc->tok, s, n, 0, &tids, &nt, &e2)) {
+    snprintf(msg, cap, "field \"text\": %.500s", e2.msg);
+    return -1;
+  }
+  int pre = tc->bos >= 0;
+  int32_t *ids = malloc(sizeof(int32_t) * (size_t)(nt + 2));
+  if (!ids) {
+    free(tids);
+    snprintf(msg, cap, "out of memory");
+    return -1;
+  }
+  if (pre) ids[0] = tc->bos;
+  if (nt) memcpy(ids + pre, tids, sizeof(int32_t) * (size_t)nt);
+  free(tids);
+  int nid = nt + pre + 1;
+  ids[nid - 1] = tc->eos;
+  long vmax = o->vocab > 0 ? o->vocab - 1 : INT32_MAX;
+  for (int i = 0; i < nid; i++)
+    if (ids[i] < 0 || ids[i] > vmax) {
+      snprintf(msg, cap, "field \"text\": token id %d is outside the model's vocabulary", ids[i]);
+      free(ids);
+      return -1;
+    }
+  *out = ids;
+  *nout = nid;
+  return 0;
+}
+
 // Parse one record into the dataset; on a bad record fill msg and return -1 (dataset untouched).
 static int parse_record(const char *line, size_t n, int lineno, const lt_pretok_opts *o, text_ctx *tc,
                         lt_dataset *out, lt_data_stats *st, char *msg, size_t cap, lt_err *err, int *fatal) {
@@ -201,40 +251,7 @@ static int parse_record(const char *line, size_t n, int lineno, const lt_pretok_
       snprintf(msg, cap, "field \"text\" must be a string");
       goto done;
     }
-    if (!o->tokenizer_path) {
-      snprintf(msg, cap, "field \"text\": plain-text records need a tokenizer (tokenizer.json in the model folder)");
-      goto done;
-    }
-    if (text_ctx_load(tc, o->tokenizer_path)) {
-      snprintf(msg, cap, "field \"text\": %.500s", tc->load_err);
-      *fatal = 1;
-      lt_errf(err, "field \"text\": %s", tc->load_err);
-      goto done;
-    }
-    int32_t *tids = NULL;
-    int nt = 0;
-    lt_err e2;
-    if (lt_tokenizer_encode(tc->tok, jt->valuestring, strlen(jt->valuestring), 0, &tids, &nt, &e2)) {
-      snprintf(msg, cap, "field \"text\": %.500s", e2.msg);
-      goto done;
-    }
-    int pre = tc->bos >= 0;
-    ids = malloc(sizeof(int32_t) * (size_t)(nt + 2));
-    if (!ids) {
-      free(tids);
-      snprintf(msg, cap, "out of memory");
-      goto done;
-    }
-    if (pre) ids[0] = tc->bos;
-    if (nt) memcpy(ids + pre, tids, sizeof(int32_t) * (size_t)nt);
-    free(tids);
-    nid = nt + pre + 1;
-    ids[nid - 1] = tc->eos;
-    for (int i = 0; i < nid; i++)
-      if (ids[i] < 0 || ids[i] > vmax) {
-        snprintf(msg, cap, "field \"text\": token id %d is outside the model's vocabulary", ids[i]);
-        goto done;
-      }
+    if (text_ids(tc, o, jt->valuestring, strlen(jt->valuestring), &ids, &nid, msg, cap, err, fatal)) goto done;
   } else if (!jid) {
     snprintf(msg, cap, "missing field \"input_ids\"");
     goto done;
@@ -276,9 +293,10 @@ done:
   return rc;
 }
 
-int lt_data_read_pretok(const char *path, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err) {
-  memset(st, 0, sizeof *st);
-  snprintf(out->source, sizeof out->source, "%s", path);
+// One JSONL file, or a .txt file read as one record per non-blank line (LLaMA-Factory's text datasets).
+static int read_lines(const char *path, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err) {
+  size_t pl = strlen(path);
+  int plain = pl >= 4 && strcmp(path + pl - 4, ".txt") == 0;
   char *text;
   size_t len;
   if (lt_read_file(path, &text, &len, err)) return -1;
@@ -303,6 +321,18 @@ int lt_data_read_pretok(const char *path, const lt_pretok_opts *o, lt_dataset *o
       if (memchr(text + pos, 0, n)) {
         snprintf(msg, sizeof msg, "contains a NUL byte");
         bad = 1;
+      } else if (plain) {
+        int32_t *ids = NULL;
+        int nid = 0;
+        bad = text_ids(&tc, o, text + pos, n, &ids, &nid, msg, sizeof msg, err, &fatal) != 0;
+        if (!bad) {
+          if (o->cutoff_len > 0 && nid > o->cutoff_len) {
+            nid = o->cutoff_len;
+            st->n_truncated++;
+          }
+          if (lt_dataset_add(out, ids, NULL, NULL, nid, lineno, err)) fatal = 1;
+        }
+        free(ids);
       } else {
         bad = parse_record(text + pos, n, lineno, o, &tc, out, st, msg, sizeof msg, err, &fatal) != 0;
       }
@@ -329,6 +359,127 @@ int lt_data_read_pretok(const char *path, const lt_pretok_opts *o, lt_dataset *o
     else
       rc = lt_errf(err, "%s: no records (the file is empty)", path);
   }
+  return rc;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// A directory: each *.txt file (sorted by name) is one document.
+static int read_dir(const char *dir, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err) {
+  DIR *d = opendir(dir);
+  if (!d) return lt_errf(err, "%s: cannot open the directory: %s", dir, strerror(errno));
+  char **names = NULL;
+  int n = 0, cap = 0, rc = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t l = strlen(de->d_name);
+    if (de->d_name[0] == '.' || l < 5 || strcmp(de->d_name + l - 4, ".txt")) continue;
+    if (n == cap) {
+      int nc = cap ? cap * 2 : 64;
+      char **nn = realloc(names, sizeof(char *) * (size_t)nc);
+      if (!nn) {
+        rc = lt_errf(err, "out of memory listing %s", dir);
+        break;
+      }
+      names = nn;
+      cap = nc;
+    }
+    if (!(names[n] = strdup(de->d_name))) {
+      rc = lt_errf(err, "out of memory listing %s", dir);
+      break;
+    }
+    n++;
+  }
+  closedir(d);
+  if (n) qsort(names, (size_t)n, sizeof *names, name_cmp);
+  text_ctx tc;
+  memset(&tc, 0, sizeof tc);
+  int n0 = out->n;
+  char path[4096], msg[600];
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (o->max_samples > 0 && out->n - n0 >= o->max_samples) break;
+    if (lt_path_join(path, sizeof path, dir, names[i])) {
+      rc = lt_errf(err, "%s/%s: path too long", dir, names[i]);
+      break;
+    }
+    char *text;
+    size_t len;
+    if (lt_read_file(path, &text, &len, err)) {
+      rc = -1;
+      break;
+    }
+    st->n_records++;
+    size_t p0 = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    int32_t *ids = NULL;
+    int nid = 0, fatal = 0, bad = 0;
+    long inv = utf8_invalid_at((const unsigned char *)text + p0, len - p0);
+    if (inv >= 0) {
+      snprintf(msg, sizeof msg, "invalid UTF-8 byte 0x%02x at byte %ld", (unsigned char)text[p0 + inv], inv + 1);
+      bad = 1;
+    } else if (memchr(text + p0, 0, len - p0)) {
+      snprintf(msg, sizeof msg, "contains a NUL byte");
+      bad = 1;
+    } else {
+      bad = text_ids(&tc, o, text + p0, len - p0, &ids, &nid, msg, sizeof msg, err, &fatal) != 0;
+    }
+    free(text);
+    if (fatal) {
+      rc = lt_err_prefix(err, "%s", path);
+    } else if (bad) {
+      if (!o->skip_bad)
+        rc = lt_errf(err, "%s: %s (--skip_bad_records skips bad records with a warning)", path, msg);
+      else if (st->n_skipped++ == 0)
+        snprintf(st->first_bad, sizeof st->first_bad, "%.300s: %.400s", path, msg);
+    } else if (nid > 0) {
+      if (o->cutoff_len > 0 && nid > o->cutoff_len) {
+        nid = o->cutoff_len;
+        st->n_truncated++;
+      }
+      if (lt_dataset_add(out, ids, NULL, NULL, nid, 0, err)) rc = -1;
+    }
+    free(ids);
+  }
+  for (int i = 0; i < n; i++) free(names[i]);
+  free(names);
+  lt_tokenizer_free(tc.tok);
+  if (rc == 0 && out->n == n0) {
+    if (st->n_skipped)
+      rc = lt_errf(err, "%s: no usable documents (%d bad skipped; the first: %s)", dir, st->n_skipped, st->first_bad);
+    else
+      rc = lt_errf(err, "%s: no *.txt documents in the directory", dir);
+  }
+  return rc;
+}
+
+static int read_one(const char *path, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err) {
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return read_dir(path, o, out, st, err);
+  return read_lines(path, o, out, st, err);
+}
+
+int lt_data_read_pretok(const char *path, const lt_pretok_opts *o, lt_dataset *out, lt_data_stats *st, lt_err *err) {
+  memset(st, 0, sizeof *st);
+  snprintf(out->source, sizeof out->source, "%s", path);
+  struct stat sb;
+  if (!strchr(path, ',') || stat(path, &sb) == 0) return read_one(path, o, out, st, err);
+  // "a,b,c" (LLaMA-Factory's dataset lists): read each in turn; max_samples applies to each
+  char *list = strdup(path);
+  if (!list) return lt_errf(err, "out of memory");
+  int rc = 0;
+  char *save = NULL;
+  for (char *p = strtok_r(list, ",", &save); p && rc == 0; p = strtok_r(NULL, ",", &save)) {
+    while (*p == ' ') p++;
+    if (!*p) continue;
+    lt_data_stats s1;
+    memset(&s1, 0, sizeof s1);
+    rc = read_one(p, o, out, &s1, err);
+    st->n_records += s1.n_records;
+    st->n_truncated += s1.n_truncated;
+    st->n_no_target += s1.n_no_target;
+    if (s1.n_skipped && !st->n_skipped) memcpy(st->first_bad, s1.first_bad, sizeof st->first_bad);
+    st->n_skipped += s1.n_skipped;
+  }
+  free(list);
   return rc;
 }
 

@@ -587,7 +587,12 @@ static int write_tokenizer_config(const char *path, const lt_bpe_train_opts *o, 
   tk_buf b = {0};
   int bad = sb_str(&b, "{\n  \"backend\": \"tokenizers\",\n");
   const char *names[4] = {"bos_token", "eos_token", "pad_token", "unk_token"};
-  for (int r = 0; r < 2; r++)
+  for (int r = 0; r < 2; r++) {
+    if (r == 1 && o->chat_template) {  // sorts between bos_token and eos_token
+      bad |= sb_str(&b, "  \"chat_template\": ");
+      bad |= sb_json_str(&b, o->chat_template, strlen(o->chat_template));
+      bad |= sb_str(&b, ",\n");
+    }
     if (role[r]) {
       bad |= sb_str(&b, "  \"");
       bad |= sb_str(&b, names[r]);
@@ -595,6 +600,7 @@ static int write_tokenizer_config(const char *path, const lt_bpe_train_opts *o, 
       bad |= sb_json_str(&b, role[r], strlen(role[r]));
       bad |= sb_str(&b, ",\n");
     }
+  }
   bad |= sb_str(&b, "  \"model_max_length\": 1000000000000000019884624838656,\n");
   if (role[2]) {
     bad |= sb_str(&b, "  \"pad_token\": ");

@@ -9,6 +9,7 @@ typedef struct lt_bpe_train_opts {
   int min_frequency;         // pairs seen fewer times are not merged (default 2)
   const char **special;      // special tokens added first (ids 0..n-1), e.g. "<|endoftext|>"
   int n_special;
+  const char *chat_template; // Jinja chat template stored in tokenizer_config.json (NULL: none)
 } lt_bpe_train_opts;
 
 // Train on the given text files (UTF-8) and write out_dir/tokenizer.json and out_dir/tokenizer_config.json

@@ -50,6 +50,8 @@ static const key_def keys[] = {
     {"lora_target", K_STR, A_(lora_target), 0, 0},
     {"use_rslora", K_BOOL, A_(use_rslora), 0, 1},
     {"freeze_trainable_layers", K_INT, A_(freeze_trainable_layers), -100000, 100000},
+    {"freeze_trainable_modules", K_STR, A_(freeze_trainable_modules), 0, 0},
+    {"freeze_extra_modules", K_STR, A_(freeze_extra_modules), 0, 0},
     {"dataset", K_STR, A_(dataset), 0, 0},
     {"eval_dataset", K_STR, A_(eval_dataset), 0, 0},
     {"val_size", K_F64, A_(val_size), 0, 1e9},
@@ -65,8 +67,9 @@ static const key_def keys[] = {
     {"save_steps", K_INT, A_(save_steps), 0, 1e9},
     {"eval_steps", K_INT, A_(eval_steps), 0, 1e9},
     {"save_total_limit", K_INT, A_(save_total_limit), 0, 1e9},
-    {"save_strategy", K_STRATEGY, A_(save_strategy_no), 0, 0},
-    {"eval_strategy", K_STRATEGY, A_(eval_strategy_no), 0, 0},
+    {"save_strategy", K_STRATEGY, A_(save_strategy), 0, 0},
+    {"eval_strategy", K_STRATEGY, A_(eval_strategy), 0, 0},
+    {"evaluation_strategy", K_STRATEGY, A_(eval_strategy), 0, 0},
     {"per_device_train_batch_size", K_INT, A_(per_device_train_batch_size), 1, 65536},
     {"per_device_eval_batch_size", K_INT, A_(per_device_eval_batch_size), 1, 65536},
     {"gradient_accumulation_steps", K_INT, A_(gradient_accumulation_steps), 1, 1 << 20},
@@ -261,9 +264,10 @@ int lt_train_args_set(lt_train_args *a, const char *key, const char *v, lt_err *
       else return lt_errf(err, "%s: \"%s\": choose tensorboard or none", key, v);
       return 0;
     case K_STRATEGY:
-      if (strcmp(v, "no") == 0) *(int *)base = 1;
-      else if (strcmp(v, "steps") == 0) *(int *)base = 0;
-      else return lt_errf(err, "%s: \"%s\": choose steps or no (epoch is not supported yet)", key, v);
+      if (strcmp(v, "no") == 0) *(int *)base = LT_STRATEGY_NO;
+      else if (strcmp(v, "steps") == 0) *(int *)base = LT_STRATEGY_STEPS;
+      else if (strcmp(v, "epoch") == 0) *(int *)base = LT_STRATEGY_EPOCH;
+      else return lt_errf(err, "%s: \"%s\": choose steps, epoch or no", key, v);
       return 0;
     case K_METRIC:
       if (strcmp(v, "eval_loss") != 0 && strcmp(v, "loss") != 0)
@@ -387,9 +391,13 @@ int lt_train_args_check(const lt_train_args *a, lt_err *err) {
   if (a->finetuning_type == LT_FT_FREEZE && a->freeze_trainable_layers == 0)
     return lt_errf(err, "freeze_trainable_layers must not be 0 (N > 0: the last N layers; N < 0: the first -N)");
   if (a->load_best_model_at_end) {
-    if (a->eval_strategy_no) return lt_errf(err, "load_best_model_at_end needs evaluation (eval_strategy: steps)");
+    if (a->eval_strategy == LT_STRATEGY_NO)
+      return lt_errf(err, "load_best_model_at_end needs evaluation (eval_strategy: steps or epoch)");
+    if ((a->eval_strategy == LT_STRATEGY_EPOCH) != (a->save_strategy == LT_STRATEGY_EPOCH))
+      return lt_errf(err, "load_best_model_at_end needs save_strategy and eval_strategy to match (both steps or "
+                     "both epoch)");
     int es = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;
-    if (a->save_steps <= 0 || a->save_strategy_no || a->save_steps % es != 0)
+    if (a->eval_strategy == LT_STRATEGY_STEPS && (a->save_steps <= 0 || a->save_steps % es != 0))
       return lt_errf(err, "load_best_model_at_end needs save_steps (%d) to be a round multiple of eval_steps (%d)",
                      a->save_steps, es);
   }
@@ -439,7 +447,11 @@ char *lt_train_args_yaml(const lt_train_args *a) {
       case K_SCHED: snprintf(v, sizeof v, "%s", lt_sched_name(a->lr_scheduler_type)); break;
       case K_OPTIM: snprintf(v, sizeof v, "%s", a->optim == LT_OPT_SGD ? "sgd" : "adamw_torch"); break;
       case K_REPORT: snprintf(v, sizeof v, "%s", a->report_to_tensorboard ? "tensorboard" : "none"); break;
-      case K_STRATEGY: snprintf(v, sizeof v, "%s", *(const int *)base ? "no" : "steps"); break;
+      case K_STRATEGY: {
+        int sv = *(const int *)base;
+        snprintf(v, sizeof v, "%s", sv == LT_STRATEGY_NO ? "no" : sv == LT_STRATEGY_EPOCH ? "epoch" : "steps");
+        break;
+      }
     }
     size_t need = strlen(k->name) + strlen(v) + 4;
     if (n + need >= cap) {
@@ -466,9 +478,11 @@ typedef struct trainer {
   const lt_dataset *train, *eval;
   int64_t len_dl, nupe, max_steps;
   int num_epochs, do_eval, eval_steps, save_steps, pad_id, rb;  // rb: this run's batch shape cap
+  int eval_epoch, save_epoch;  // eval_strategy / save_strategy "epoch": at the end of each epoch
   lt_trainer_state st;
   double tr_loss, total_loss, last_eval_loss, last_eval_ppl, last_eval_runtime;
   int has_eval;
+  int64_t last_eval_step;  // global step of the latest evaluation (-1: none)
   int64_t last_logged, step0, tokens_session, last_saved_step;
   double t0, wall0;
   char out[LT_PATH_CAP], events_path[LT_PATH_CAP + 300], last_ckpt[LT_PATH_CAP + 64];
@@ -508,17 +522,78 @@ static int fsync_dir(const char *dir) {
 
 // ---- model setup ----
 
-// freeze: full fine-tuning restricted to the weights of the last N decoder layers (first -N when N < 0)
-static int setup_freeze(lt_model *m, int n, lt_err *err) {
+// Split a comma-separated list into trimmed names (in place). Returns the count, -1 when more than cap.
+static int split_names(char *buf, char **names, int cap) {
+  int n = 0;
+  char *save = NULL;
+  for (char *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+    while (*p == ' ') p++;
+    size_t l = strlen(p);
+    while (l && p[l - 1] == ' ') p[--l] = 0;
+    if (!*p) continue;
+    if (n == cap) return -1;
+    names[n++] = p;
+  }
+  return n;
+}
+
+// freeze: full fine-tuning restricted, as LLaMA-Factory's freeze tuning, to the parameters whose name contains
+// ".{layer}.{module}" for the last N decoder layers (first -N when N < 0) and each of freeze_trainable_modules
+// ("all": the whole layer), or one of freeze_extra_modules (modules outside the layers, e.g. embed_tokens, norm;
+// matched as a substring of the parameter name, as LLaMA-Factory does).
+static int setup_freeze(lt_model *m, const lt_train_args *a, lt_err *err) {
+  int n = a->freeze_trainable_layers;
   int L = m->cfg.layers, lo = n > 0 ? L - n : 0, hi = n > 0 ? L : -n;
   if (lo < 0 || hi > L) return lt_errf(err, "freeze_trainable_layers %d: the model has %d layers", n, L);
+  char mods_buf[sizeof a->freeze_trainable_modules], extra_buf[sizeof a->freeze_extra_modules];
+  snprintf(mods_buf, sizeof mods_buf, "%s", a->freeze_trainable_modules[0] ? a->freeze_trainable_modules : "all");
+  snprintf(extra_buf, sizeof extra_buf, "%s", a->freeze_extra_modules);
+  char *mods[32], *extra[32];
+  int nm = split_names(mods_buf, mods, 32), ne = split_names(extra_buf, extra, 32);
+  if (nm <= 0) return lt_errf(err, "freeze_trainable_modules: give \"all\" or module names (at most 32)");
+  if (ne < 0) return lt_errf(err, "freeze_extra_modules: at most 32 names");
   if (lt_model_set_train_mode(m, LT_TRAIN_FULL, NULL, err)) return -1;
+  // the module names a layer has ("self_attn", "mlp", "input_layernorm", ...) and those outside the layers
+  for (int j = 0; j < nm; j++) {
+    if (strcmp(mods[j], "all") == 0) continue;
+    int found = 0;
+    for (int i = 0; i < m->ntrain && !found; i++) {
+      int l, off = 0;
+      const char *nm_ = m->params[i].name;
+      if (sscanf(nm_, "model.layers.%d.%n", &l, &off) == 1 && off > 0) {
+        size_t k = strlen(mods[j]);
+        found = strncmp(nm_ + off, mods[j], k) == 0 && nm_[off + k] == '.';
+      }
+    }
+    if (!found)
+      return lt_errf(err, "freeze_trainable_modules: \"%s\" is not a module of the decoder layers (e.g. self_attn, "
+                     "mlp, input_layernorm, post_attention_layernorm, or all)", mods[j]);
+  }
+  for (int j = 0; j < ne; j++) {
+    int found = 0;
+    for (int i = 0; i < m->ntrain && !found; i++) {
+      const char *nm_ = m->params[i].name;
+      if (strncmp(nm_, "model.layers.", 13) == 0) continue;
+      const char *last = strrchr(nm_, '.'), *prev = last;
+      while (prev > nm_ && prev[-1] != '.') prev--;
+      found = last && (size_t)(last - prev) == strlen(extra[j]) && strncmp(prev, extra[j], (size_t)(last - prev)) == 0;
+    }
+    if (!found)
+      return lt_errf(err, "freeze_extra_modules: \"%s\" is not a module outside the decoder layers (e.g. "
+                     "embed_tokens, norm, lm_head)", extra[j]);
+  }
   int k = 0;
   for (int i = 0; i < m->ntrain; i++) {  // the full-mode registry lists the params in order
     lt_param *p = &m->params[i];
-    int l = -1;
-    if (sscanf(p->name, "model.layers.%d.", &l) != 1) l = -1;
-    if (l >= lo && l < hi) {
+    int keep = 0;
+    for (int l = lo; l < hi && !keep; l++)
+      for (int j = 0; j < nm && !keep; j++) {
+        char pat[128];
+        snprintf(pat, sizeof pat, ".%d.%s", l, strcmp(mods[j], "all") == 0 ? "" : mods[j]);
+        keep = strstr(p->name, pat) != NULL;
+      }
+    for (int j = 0; j < ne && !keep; j++) keep = strstr(p->name, extra[j]) != NULL;
+    if (keep) {
       m->train[k++] = m->train[i];
     } else {
       lt_free(p->g);
@@ -571,7 +646,7 @@ static int setup_model(trainer *t, lt_err *err) {
     m->lora_cfg.seed = a->seed;  // the dropout stream
   } else if (a->finetuning_type == LT_FT_FULL) {
     if (lt_model_set_train_mode(m, LT_TRAIN_FULL, NULL, err)) return -1;
-  } else if (setup_freeze(m, a->freeze_trainable_layers, err)) {
+  } else if (setup_freeze(m, a, err)) {
     return -1;
   }
   if (m->ntrain == 0) return lt_errf(err, "nothing to train");
@@ -700,6 +775,7 @@ static int evaluate(trainer *t, lt_err *err) {
   t->last_eval_ppl = exp(t->last_eval_loss);
   t->last_eval_runtime = rt;
   t->has_eval = 1;
+  t->last_eval_step = t->st.global_step;
   cJSON *e = new_entry(err);
   if (!e) return -1;
   cJSON_AddNumberToObject(e, "eval_loss", t->last_eval_loss);
@@ -1166,6 +1242,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
   t->a = a;
   t->h = hooks;
   t->last_saved_step = -1;
+  t->last_eval_step = -1;
   lt_dataset own_train = {0}, own_eval = {0};
   int rc = -1, created_dir = 0;
   cJSON *train_metrics = NULL;
@@ -1219,9 +1296,11 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
       }
     }
 
-  t->do_eval = t->eval && t->eval->n > 0 && !a->eval_strategy_no;
+  t->do_eval = t->eval && t->eval->n > 0 && a->eval_strategy != LT_STRATEGY_NO;
+  t->eval_epoch = a->eval_strategy == LT_STRATEGY_EPOCH;
+  t->save_epoch = a->save_strategy == LT_STRATEGY_EPOCH;
   t->eval_steps = a->eval_steps > 0 ? a->eval_steps : a->logging_steps;  // as transformers: eval_steps <- logging
-  t->save_steps = a->save_strategy_no ? 0 : a->save_steps;
+  t->save_steps = a->save_strategy == LT_STRATEGY_STEPS ? a->save_steps : 0;
   if ((a->early_stopping_patience > 0 || a->load_best_model_at_end) && !t->do_eval) {
     lt_errf(err, "early_stopping_patience and load_best_model_at_end need evaluation data (eval_dataset or val_size)");
     goto done;
@@ -1307,12 +1386,13 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
       t->st.epoch = (double)epoch + (double)(mb0 + nb) / (double)t->len_dl;
       int64_t gs = t->st.global_step;
       int should_log = gs % a->logging_steps == 0 || (gs == 1 && a->logging_first_step);
-      int should_eval = t->do_eval && gs % t->eval_steps == 0;
-      int should_save = t->save_steps > 0 && gs % t->save_steps == 0;
+      int end_epoch = u == t->nupe - 1;
+      int should_eval = t->do_eval && (t->eval_epoch ? end_epoch : gs % t->eval_steps == 0);
+      int should_save = t->save_epoch ? end_epoch : t->save_steps > 0 && gs % t->save_steps == 0;
       if (gs >= t->max_steps) {
         stop_training = 1;
-        if (t->do_eval && gs % t->eval_steps != 0) should_eval = 1;
-        if (t->save_steps > 0) should_save = 1;
+        if (t->do_eval) should_eval = 1;
+        if (t->save_steps > 0 || t->save_epoch) should_save = 1;
       }
       if (hooks && hooks->progress) {
         double el = lt_now() - t->t0;
@@ -1353,7 +1433,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
         if (!t->st.has_best || t->last_eval_loss < t->st.best_metric) {
           t->st.has_best = 1;
           t->st.best_metric = t->last_eval_loss;
-          if (t->save_steps > 0) t->st.best_global_step = gs;
+          if (t->save_steps > 0 || t->save_epoch) t->st.best_global_step = gs;
         }
       }
       if (stop && *stop && !stop_training) interrupted = 1;
@@ -1419,6 +1499,8 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
       }
       say(t, "loaded the best model from %s (eval_loss %g)", t->st.best_model_checkpoint, t->st.best_metric);
     }
+    // a last evaluation when the final step had none (LLaMA-Factory's do_eval after training)
+    if (t->do_eval && t->last_eval_step != t->st.global_step && evaluate(t, err)) goto done;
     if (write_final(t, train_metrics, err)) goto done;
     res->completed = 1;
   }

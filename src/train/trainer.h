@@ -53,8 +53,12 @@ typedef struct lt_train_args {
   char metric_for_best_model[32];  // only eval_loss
   int bf16, threads;
   int plot_loss, report_to_tensorboard;
-  int eval_strategy_no, save_strategy_no;  // eval_strategy / save_strategy: "no"
+  int eval_strategy, save_strategy;  // LT_STRATEGY_*: "steps" (default), "no", "epoch"
+  char freeze_trainable_modules[256];  // freeze: modules trained inside the chosen layers ("all" or names)
+  char freeze_extra_modules[256];      // freeze: modules outside the layers also trained (e.g. embed_tokens,norm)
 } lt_train_args;
+
+enum { LT_STRATEGY_STEPS = 0, LT_STRATEGY_NO = 1, LT_STRATEGY_EPOCH = 2 };
 
 void lt_train_args_default(lt_train_args *a);
 // Set one key (LLaMA-Factory / HF name) from its text value. An unknown key names the closest valid one; a bad

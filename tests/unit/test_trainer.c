@@ -8,6 +8,8 @@
 #include "core/core.h"
 #include "data/data.h"
 #include "test.h"
+#include "tokenizer/bpe_train.h"
+#include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
 
 #define FIX LT_FIXTURES "/models"
@@ -255,6 +257,65 @@ static void test_data_errors(void) {
   lt_dataset_free(&all);
 }
 
+// Plain-text sources for pre-training: a directory (one document per *.txt, sorted), a .txt file (one record per
+// non-blank line), "a,b" lists; each document = tokens + eos (the tokenizer adds no bos).
+static void test_text_sources(void) {
+  lt_err err;
+  rmtree(TMP "/text");
+  CHECK(lt_mkdirs(TMP "/text/docs", &err) == 0 && lt_mkdirs(TMP "/text/empty", &err) == 0 &&
+        lt_mkdirs(TMP "/text/bad", &err) == 0);
+  write_text(TMP "/text/corpus.txt", "the cat sat on the mat\nthe dog sat on the log\n");
+  const char *files[] = {TMP "/text/corpus.txt"};
+  const char *special[] = {"<|endoftext|>"};
+  lt_bpe_train_opts bo = {.vocab_size = 280, .min_frequency = 1, .special = special, .n_special = 1};
+  CHECK(lt_bpe_train(files, 1, &bo, TMP "/text/tok", &err) == 0);
+  write_text(TMP "/text/docs/b.txt", "the dog sat");
+  write_text(TMP "/text/docs/a.txt", "the cat\non the mat");
+  write_text(TMP "/text/docs/c.md", "ignored");
+  write_text(TMP "/text/lines.txt", "the cat\n\n  \non the log\n");
+  write_text(TMP "/text/bad/x.txt", "caf\xe9");
+  lt_tokenizer *tok;
+  CHECK(lt_tokenizer_load(&tok, TMP "/text/tok", &err) == 0);
+  const char *want[] = {"the cat\non the mat", "the dog sat", "the cat", "on the log"};
+  int32_t *wid[4];
+  int wn[4];
+  for (int i = 0; i < 4; i++) CHECK(lt_tokenizer_encode(tok, want[i], strlen(want[i]), 0, &wid[i], &wn[i], &err) == 0);
+  lt_tokenizer_free(tok);
+  lt_pretok_opts o = {0, 0, 0, 280, TMP "/text/tok"};
+  lt_data_stats st;
+  lt_dataset d = {0};
+  CHECK(lt_data_read_pretok(TMP "/text/docs," TMP "/text/lines.txt", &o, &d, &st, &err) == 0);
+  CHECK_MSG(d.n == 4, "%d documents", d.n);
+  for (int i = 0; i < 4 && i < d.n; i++) {
+    CHECK(d.ex[i].len == wn[i] + 1 && d.ex[i].ids[wn[i]] == 0);
+    CHECK(memcmp(d.ex[i].ids, wid[i], sizeof(int32_t) * (size_t)wn[i]) == 0);
+  }
+  CHECK(d.n == 4 && d.ex[2].line == 1 && d.ex[3].line == 4);
+  lt_dataset_free(&d);
+  for (int i = 0; i < 4; i++) free(wid[i]);
+  CHECK(lt_data_read_pretok(TMP "/text/empty", &o, &d, &st, &err) == -1 && contains(err.msg, "no *.txt documents"));
+  lt_dataset_free(&d);
+  CHECK(lt_data_read_pretok(TMP "/text/bad", &o, &d, &st, &err) == -1 && contains(err.msg, "x.txt") &&
+        contains(err.msg, "invalid UTF-8 byte 0xe9"));
+  lt_dataset_free(&d);
+  lt_pretok_opts o2 = {0, 0, 1, 280, TMP "/text/tok"};  // skip_bad: counted; a source left empty is an error
+  write_text(TMP "/text/bad/y.txt", "the mat");
+  CHECK(lt_data_read_pretok(TMP "/text/bad," TMP "/text/lines.txt", &o2, &d, &st, &err) == 0 && d.n == 3 &&
+        st.n_skipped == 1 && contains(st.first_bad, "x.txt"));
+  lt_dataset_free(&d);
+  CHECK(unlink(TMP "/text/bad/y.txt") == 0);
+  CHECK(lt_data_read_pretok(TMP "/text/bad", &o2, &d, &st, &err) == -1 && contains(err.msg, "no usable documents") &&
+        contains(err.msg, "x.txt"));
+  lt_dataset_free(&d);
+  lt_pretok_opts o3 = {0, 0, 0, 280, NULL};
+  CHECK(lt_data_read_pretok(TMP "/text/docs", &o3, &d, &st, &err) == -1 && contains(err.msg, "need a tokenizer"));
+  lt_dataset_free(&d);
+  CHECK(lt_data_read_pretok(TMP "/text/nope," TMP "/text/lines.txt", &o, &d, &st, &err) == -1 &&
+        contains(err.msg, "nope"));
+  lt_dataset_free(&d);
+  rmtree(TMP "/text");
+}
+
 static void test_config_errors(void) {
   lt_train_args a;
   lt_train_args_default(&a);
@@ -406,6 +467,7 @@ int main(void) {
   test_tfrecord();
   test_config_errors();
   test_data_errors();
+  test_text_sources();
   test_memorise();
   resume_case("lora", "lora", 2, "0.1", 5);
   resume_case("lora_ga1", "lora", 1, "0.0", 7);
