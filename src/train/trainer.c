@@ -485,6 +485,9 @@ typedef struct trainer {
   int64_t last_eval_step;  // global step of the latest evaluation (-1: none)
   int64_t last_logged, step0, tokens_session, last_saved_step;
   double t0, wall0;
+  double log_t;         // time of the previous log entry (tokens/s between entries)
+  int64_t log_tokens;    // tokens_session at the previous log entry
+  double eval_time;      // seconds spent evaluating since the previous log entry
   char out[LT_PATH_CAP], events_path[LT_PATH_CAP + 300], last_ckpt[LT_PATH_CAP + 64];
   int32_t *perm, *bids, *bmask, *blab;
   size_t bcap;
@@ -771,6 +774,7 @@ static int evaluate(trainer *t, lt_err *err) {
   }
   free(ex);
   double rt = lt_now() - t_start;
+  t->eval_time += rt;
   t->last_eval_loss = nfinite ? sum / nfinite : NAN;
   t->last_eval_ppl = exp(t->last_eval_loss);
   t->last_eval_runtime = rt;
@@ -1357,6 +1361,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
   t->last_logged = resume ? t->last_logged : 0;
   t->step0 = t->st.global_step;
   t->t0 = lt_now();
+  t->log_t = t->t0;
 
   // 5. the loop
   int64_t epochs_trained = t->st.global_step / t->nupe, skip_updates = t->st.global_step % t->nupe;
@@ -1409,6 +1414,14 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
         cJSON_AddNumberToObject(e, "grad_norm", gnorm);
         cJSON_AddNumberToObject(e, "learning_rate", lr_used);
         cJSON_AddNumberToObject(e, "epoch", t->st.epoch);
+        double now = lt_now(), dt = now - t->log_t - t->eval_time;  // training time only
+        if (dt > 0)
+          cJSON_AddNumberToObject(e, "tokens_per_second",
+                                  round((double)(t->tokens_session - t->log_tokens) / dt * 10) / 10);
+        cJSON_AddNumberToObject(e, "num_input_tokens_seen", (double)t->st.num_input_tokens_seen);
+        t->log_t = now;
+        t->log_tokens = t->tokens_session;
+        t->eval_time = 0;
         t->total_loss += t->tr_loss;
         t->tr_loss = 0;
         t->last_logged = gs;
