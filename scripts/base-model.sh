@@ -40,6 +40,8 @@ rm -rf "$OUT.tmp"
 "$LMTUNE" export --model "$WORK/run" --out "$OUT.tmp" --dtype bf16
 ppl=$(sed -n 's/.*"eval_perplexity":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$WORK/run/all_results.json" | head -1)
 loss=$(sed -n 's/.*"eval_loss":[[:space:]]*\([0-9.eE+-]*\).*/\1/p' "$WORK/run/all_results.json" | head -1)
+ppl=$(printf '%.1f' "$ppl")
+loss=$(printf '%.3f' "$loss")
 sed -e "s/@PPL@/$ppl/" -e "s/@LOSS@/$loss/" models/recipe/MODEL_CARD.md > "$OUT.tmp/README.md"
 cp "$WORK/run/training_loss.svg" "$OUT.tmp/training_loss.svg"
 rm -rf "$OUT"
