@@ -15,9 +15,11 @@
 int lt_cmd_data(int argc, char **argv) {
   const char *tok = NULL, *dataset = NULL, *out = NULL, *tmpl = NULL, *cutoff = "0", *top = NULL, *maxs = "0",
              *skip = NULL, *help = NULL;
+  if (argc >= 1 && strcmp(argv[0], "mail") == 0) return lt_cmd_data_mail(argc - 1, argv + 1);
   if (argc < 1 || strcmp(argv[0], "sft") != 0) {
     fprintf(stderr, "usage: lmtune data sft --tokenizer DIR --dataset FILE --out FILE.jsonl [--template NAME]\n"
-                    "       [--cutoff-len N] [--train-on-prompt] [--max-samples N] [--skip-bad-records]\n");
+                    "       [--cutoff-len N] [--train-on-prompt] [--max-samples N] [--skip-bad-records]\n"
+                    "       lmtune data mail --out DIR [--split 0.8,0.1,0.1] ... LABEL=PATH ...\n");
     return argc >= 1 && !strcmp(argv[0], "--help") ? LT_EXIT_OK : LT_EXIT_USAGE;
   }
   lt_opt opts[] = {{"--tokenizer", 1, &tok},   {"--dataset", 1, &dataset},         {"--out", 1, &out},
