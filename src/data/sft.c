@@ -65,22 +65,32 @@ static int append(seq *s, const int32_t *ids, int n, int label, lt_err *err) {
   return 0;
 }
 
-// Encode text[from..to) and append it with or without labels.
-static int encode_seg(const lt_tokenizer *tok, const char *text, size_t from, size_t to, int label, seq *s,
+// Encode text[from..to) -> *ids (malloc'd, *n tokens); *has_eos set when it contains eos_id.
+static int encode_seg(const lt_tokenizer *tok, const char *text, size_t from, size_t to, int32_t **ids, int *n,
                       int32_t eos_id, int *has_eos, lt_err *err) {
+  *ids = NULL;
+  *n = 0;
   if (to <= from) return 0;
-  int32_t *ids = NULL;
-  int n = 0;
-  if (lt_tokenizer_encode(tok, text + from, to - from, 0, &ids, &n, err)) return -1;
-  for (int i = 0; i < n && has_eos; i++)
-    if (ids[i] == eos_id) *has_eos = 1;
-  int rc = append(s, ids, n, label, err);
-  free(ids);
-  return rc;
+  if (lt_tokenizer_encode(tok, text + from, to - from, 0, ids, n, err)) return -1;
+  for (int i = 0; i < *n && has_eos; i++)
+    if ((*ids)[i] == eos_id) *has_eos = 1;
+  return 0;
+}
+
+// LLaMA-Factory's infer_seqlen: how much of a (source, target) pair fits in `cutoff` tokens. A short target is
+// kept whole and the source cut; a short source is kept whole and the target cut; otherwise both in proportion.
+static void infer_seqlen(int source_len, int target_len, int cutoff, int *new_source, int *new_target) {
+  int max_target;
+  if (target_len * 2 < cutoff) max_target = cutoff;
+  else if (source_len * 2 < cutoff) max_target = cutoff - source_len;
+  else max_target = (int)((double)cutoff * ((double)target_len / (double)(source_len + target_len)));
+  *new_target = LT_MIN(max_target, target_len);
+  int max_source = LT_MAX(cutoff - *new_target, 0);
+  *new_source = LT_MIN(max_source, source_len);
 }
 
 static int build_one(const lt_convo *c, const char *source, const lt_chat_set *cs, const lt_tokenizer *tok,
-                     int32_t eos_id, const lt_sft_opts *o, seq *s, int *no_eos, lt_err *err) {
+                     int32_t eos_id, const lt_sft_opts *o, seq *s, int *no_eos, int *truncated, lt_err *err) {
   if (c->text) return lt_errf(err, "%s: %s: a plain-text record in SFT data (use stage pt)", source, c->origin);
   if (c->n_response < 1) return lt_errf(err, "%s: %s: no response to learn", source, c->origin);
   cJSON *msgs = cJSON_CreateArray();
@@ -119,12 +129,27 @@ static int build_one(const lt_convo *c, const char *source, const lt_chat_set *c
       goto done;
     }
     int turn_eos = eos_id < 0;
-    if (encode_seg(tok, prefix, prev_len, plen, o->train_on_prompt, s, eos_id, NULL, err) ||
-        encode_seg(tok, full, plen, flen, 1, s, eos_id, &turn_eos, err)) {
+    int32_t *src = NULL, *tgt = NULL;
+    int ns = 0, nt = 0;
+    if (encode_seg(tok, prefix, prev_len, plen, &src, &ns, eos_id, NULL, err) ||
+        encode_seg(tok, full, plen, flen, &tgt, &nt, eos_id, &turn_eos, err)) {
+      free(src);
       lt_err_prefix(err, "%s: %s", source, c->origin);
       goto done;
     }
     if (!turn_eos) has_eos = 0;
+    // cutoff_len: each turn pair cut to what is left, as LLaMA-Factory's supervised preprocessing does (the
+    // response keeps its tokens when it is short, so long prompts do not lose the labels)
+    int ks = ns, kt = nt;
+    if (o->cutoff_len > 0) {
+      if (s->n >= o->cutoff_len) ks = kt = 0;
+      else infer_seqlen(ns, nt, o->cutoff_len - s->n, &ks, &kt);
+      if (ks < ns || kt < nt) *truncated = 1;
+    }
+    int arc = append(s, src, ks, o->train_on_prompt, err) || append(s, tgt, kt, 1, err);
+    free(src);
+    free(tgt);
+    if (arc) goto done;
     free(prev);
     free(prefix);
     prev = full;
@@ -150,7 +175,8 @@ int lt_data_build_sft(const lt_convo *c, int n, const char *source, const lt_cha
     if (o->max_samples > 0 && out->n >= o->max_samples) break;
     st->n_records++;
     s.n = 0;
-    if (build_one(&c[i], source, cs, tok, eos_id, o, &s, &st->n_no_eos, err)) {
+    int truncated = 0;
+    if (build_one(&c[i], source, cs, tok, eos_id, o, &s, &st->n_no_eos, &truncated, err)) {
       if (!o->skip_bad) {
         rc = -1;
         break;
@@ -160,10 +186,8 @@ int lt_data_build_sft(const lt_convo *c, int n, const char *source, const lt_cha
     }
     if (s.n == 0) continue;
     int len = s.n;
-    if (o->cutoff_len > 0 && len > o->cutoff_len) {
-      len = o->cutoff_len;
-      st->n_truncated++;
-    }
+    if (o->cutoff_len > 0 && len > o->cutoff_len) len = o->cutoff_len;  // (infer_seqlen already fits)
+    st->n_truncated += truncated;
     if (lt_dataset_add(out, s.ids, s.labels, NULL, len, 0, err)) {
       rc = -1;
       break;

@@ -42,7 +42,20 @@ def to_messages(rec):
     return msgs
 
 
-def reference(tok, msgs):
+def infer_seqlen(source_len, target_len, cutoff_len):
+    """LLaMA-Factory's data.processor.processor_utils.infer_seqlen, restated."""
+    if target_len * 2 < cutoff_len:
+        max_target_len = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target_len = cutoff_len - source_len
+    else:
+        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target_len = min(max_target_len, target_len)
+    max_source_len = max(cutoff_len - new_target_len, 0)
+    return min(max_source_len, source_len), new_target_len
+
+
+def reference(tok, msgs, cutoff_len=0):
     ids, labels, prev = [], [], ""
     first = 1 if msgs[0]["role"] == "system" else 0
     for a in range(first + 1, len(msgs), 2):
@@ -51,6 +64,11 @@ def reference(tok, msgs):
         assert prefix.startswith(prev) and full.startswith(prefix)
         p = tok(prefix[len(prev):], add_special_tokens=False)["input_ids"] if len(prefix) > len(prev) else []
         r = tok(full[len(prefix):], add_special_tokens=False)["input_ids"]
+        if cutoff_len:  # LLaMA-Factory's supervised processor: each turn pair cut to what is left
+            if len(ids) >= cutoff_len:
+                break
+            sl, tl = infer_seqlen(len(p), len(r), cutoff_len - len(ids))
+            p, r = p[:sl], r[:tl]
         ids += p + r
         labels += [-100] * len(p) + r
         prev = full
@@ -126,3 +144,27 @@ def test_sft_bad_record_names_line(tmp_path):
                         str(tmp_path / "o.jsonl")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "line 2" in p.stderr and '"output"' in p.stderr, p.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("cutoff", [6, 12, 20, 33, 60])
+def test_sft_cutoff_len_as_llamafactory(cutoff, tmp_path):
+    """cutoff_len keeps short responses whole and cuts the prompt (multi-turn: turn by turn), as LLaMA-Factory."""
+    if not LMTUNE_BIN.is_file():
+        pytest.skip("lmtune binary not built")
+    try:
+        d = corpus.tokenizer_dir("deepseek_v3")
+    except Exception as e:  # data not fetched
+        pytest.skip(str(e))
+    convos = CONVOS + [{"instruction": "Classify: " + "very long e-mail text " * 20, "input": "", "output": "ham"},
+                       {"instruction": "Echo", "input": "", "output": "a long answer that goes on " * 6}]
+    p, got = run_sft(tmp_path, d, convos, "--cutoff-len", str(cutoff))
+    assert p.returncode == 0, p.stderr
+    tok = transformers.AutoTokenizer.from_pretrained(d)
+    n_cut = 0
+    for rec, g in zip(convos, got):
+        full, _ = reference(tok, to_messages(rec))
+        ids, labels = reference(tok, to_messages(rec), cutoff)
+        n_cut += len(full) > len(ids)
+        assert g["input_ids"] == ids and g["labels"] == labels, (cutoff, rec["instruction"][:20])
+        assert len(ids) <= cutoff
+    assert f"{n_cut} truncated" in p.stderr, p.stderr
