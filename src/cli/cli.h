@@ -33,6 +33,7 @@ int lt_cmd_detokenize(int argc, char **argv);      // cmd_tokenize.c
 int lt_cmd_chat_template(int argc, char **argv);   // cmd_chat_template.c
 int lt_cmd_tokenizer(int argc, char **argv);       // cmd_tokenizer_train.c: "lmtune tokenizer train ..."
 int lt_cmd_metrics(int argc, char **argv);         // cmd_metrics.c
+int lt_cmd_eval(int argc, char **argv);            // cmd_eval.c
 int lt_cmd_data(int argc, char **argv);            // cmd_data.c: "lmtune data sft ..."
 int lt_cmd_data_mail(int argc, char **argv);       // cmd_data_mail.c: "lmtune data mail ..." (argv after "mail")
 int lt_cmd_report(int argc, char **argv);          // cmd_report.c

@@ -20,6 +20,7 @@ static const struct {
     {"chat-template", lt_cmd_chat_template, "render conversations with a model's chat template"},
     {"tokenizer", lt_cmd_tokenizer, "tokenizer tools: lmtune tokenizer train --vocab-size N --out DIR corpus..."},
     {"metrics", lt_cmd_metrics, "BLEU / ROUGE-L / classification metrics of predictions vs references (JSON)"},
+    {"eval", lt_cmd_eval, "evaluate a model (+ adapter): ppl, classify, generate, mcq -> eval_results.json"},
     {"report", lt_cmd_report, "run report: RUN_DIR/report.html + SVG figures (loss, lr, throughput, confusion)"},
 };
 
