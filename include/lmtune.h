@@ -61,8 +61,14 @@ int lt_model_set_compute(lt_model *m, lt_compute c, lt_err *err);
 // Make parameters trainable. Full: every weight gets f32 storage and gradients. LoRA: fresh adapters as PEFT
 // initialises them (A Kaiming-uniform, B zero). Frozen: nothing trains.
 int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_config *lora, lt_err *err);
-// Load a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) as the trainable set.
+// Load a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) as the trainable set,
+// with the whole modules it saved (modules_to_save: embed_tokens, lm_head) replacing the base weights.
 int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err);
+// Beside a LoRA adapter, also train these whole modules (comma-separated: embed_tokens, lm_head), as PEFT's
+// modules_to_save / LLaMA-Factory's additional_target; a tied embedding trains as one matrix.
+int lt_lora_train_modules(lt_model *m, const char *list, lt_err *err);
+// The modules trained whole beside the adapter, comma-separated into out; returns their count.
+int lt_lora_modules_to_save(const lt_model *m, char *out, size_t cap);
 
 // Save the LoRA adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors, PEFT key names).
 int lt_model_save_adapter(lt_model *m, const char *dir, const char *base_model_name_or_path, lt_err *err);

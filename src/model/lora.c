@@ -40,6 +40,31 @@ int lt_lora_parse_targets(const char *list, unsigned *mask, lt_err *err) {
   return 0;
 }
 
+// Give p its own f32 values (a copy of vals, or of its current values) and drop its bf16 view, which no longer
+// matches; the caller re-prepares the views.
+static int own_values(lt_model *m, lt_param *p, const float *vals, lt_err *err) {
+  if (!p->owned || vals) {
+    float *w = lt_alloc((size_t)p->numel * sizeof(float), err);
+    if (!w) return -1;
+    if (vals) {
+      memcpy(w, vals, (size_t)p->numel * sizeof(float));
+    } else if (p->w) {
+      memcpy(w, p->w, (size_t)p->numel * sizeof(float));
+    } else if (lt_tensor_to_f32(p->st, w, err)) {
+      lt_free(w);
+      return lt_err_prefix(err, "%s", m->dir);
+    }
+    if (p->owned) lt_free(p->w);
+    p->w = w;
+    p->owned = 1;
+  }
+  if (p->bf_owned) lt_free((void *)p->bf);
+  p->bf = NULL;
+  p->bf_owned = 0;
+  m->views_ready = 0;
+  return 0;
+}
+
 void lt_lora_free(lt_model *m) {
   if (!m->loras) return;
   for (int i = 0; i < m->cfg.layers * 7; i++) {
@@ -141,7 +166,7 @@ static int nonempty(const cJSON *v) {
   return 1;
 }
 
-static int read_adapter_config(const char *path, cJSON **out, lt_err *err) {
+static int read_adapter_config(const lt_model *m, const char *path, cJSON **out, lt_err *err) {
   char *text;
   size_t len;
   if (lt_read_file(path, &text, &len, err)) return -1;
@@ -157,8 +182,29 @@ static int read_adapter_config(const char *path, cJSON **out, lt_err *err) {
     return lt_errf(err, "%s: peft_type \"%s\" is not supported (only LORA)", path,
                    cJSON_IsString(v) ? v->valuestring : "?");
   }
-  static const char *const unsupported[] = {"rank_pattern", "alpha_pattern", "modules_to_save", "layer_replication"};
-  for (int i = 0; i < 4; i++)
+  const cJSON *mts = cJSON_GetObjectItemCaseSensitive(root, "modules_to_save");
+  if (nonempty(mts)) {  // whole modules beside the adapter: the embedding / output layer only
+    const cJSON *e;
+    int ok = cJSON_IsArray(mts), emb = 0;
+    cJSON_ArrayForEach(e, mts) {  // "embed_tokens", "model.embed_tokens", "lm_head"
+      const char *last = cJSON_IsString(e) ? strrchr(e->valuestring, '.') : NULL;
+      last = last ? last + 1 : cJSON_IsString(e) ? e->valuestring : "";
+      ok = ok && (!strcmp(last, "embed_tokens") || !strcmp(last, "lm_head"));
+      emb |= ok;
+    }
+    const char *why = !ok ? "only embed_tokens and lm_head can be loaded as modules_to_save"
+                      : emb && m->embed == m->lm_head &&
+                              !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "ensure_weight_tying"))
+                          ? "on a model with tied embeddings it needs \"ensure_weight_tying\": true (PEFT would "
+                            "otherwise untie the input embedding from the output layer)"
+                          : NULL;
+    if (why) {
+      cJSON_Delete(root);
+      return lt_errf(err, "%s: \"modules_to_save\": %s", path, why);
+    }
+  }
+  static const char *const unsupported[] = {"rank_pattern", "alpha_pattern", "layer_replication"};
+  for (int i = 0; i < 3; i++)
     if (nonempty(cJSON_GetObjectItemCaseSensitive(root, unsupported[i]))) {
       cJSON_Delete(root);
       return lt_errf(err, "%s: \"%s\" is not supported yet; remove it or use a plain LoRA adapter", path, unsupported[i]);
@@ -184,7 +230,7 @@ int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err) {
       lt_path_join(wpath, sizeof wpath, dir, "adapter_model.safetensors"))
     return lt_errf(err, "%s: path too long", dir);
   cJSON *root = NULL;
-  if (read_adapter_config(cpath, &root, err)) return -1;
+  if (read_adapter_config(m, cpath, &root, err)) return -1;
   int rc = -1, use_re = 0, have_re = 0;
   regex_t re;
   lt_st_file f;
@@ -233,6 +279,28 @@ int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err) {
     const char *name = f.t[i].name;
     int l, len = 0;
     char mod[64], which;
+    lt_param *whole = NULL;  // a module saved whole (modules_to_save): base_model.model.<parameter name>
+    if (strncmp(name, "base_model.model.", 17) == 0) {
+      const char *pn = name + 17;
+      if (strcmp(pn, "model.embed_tokens.weight") == 0) whole = m->embed;
+      else if (strcmp(pn, "lm_head.weight") == 0) whole = m->lm_head;
+    }
+    if (whole) {
+      const lt_st_tensor *t = &f.t[i];
+      if (t->numel != whole->numel || t->ndim != 2 || t->shape[0] != whole->shape[0]) {
+        lt_errf(err, "%s: tensor \"%s\" has the wrong shape for the model's %s", wpath, name, whole->name);
+        goto done;
+      }
+      float *vals = lt_alloc((size_t)t->numel * sizeof(float), err);
+      if (!vals) goto done;
+      int bad = lt_tensor_to_f32(t, vals, err) || own_values(m, whole, vals, err);
+      lt_free(vals);
+      if (bad) {
+        lt_err_prefix(err, "%s", wpath);
+        goto done;
+      }
+      continue;
+    }
     if (sscanf(name, "base_model.model.model.layers.%d.%63[A-Za-z_.]%n", &l, mod, &len) != 2 || name[len] != 0) {
       lt_errf(err, "%s: tensor \"%s\" is not a LoRA weight of a decoder layer (expected "
               "base_model.model.model.layers.N.<module>.lora_A.weight)", wpath, name);
@@ -283,7 +351,7 @@ int lt_model_load_adapter(lt_model *m, const char *dir, lt_err *err) {
     }
   }
   m->mode = LT_TRAIN_LORA;
-  rc = lt_registry_build(m, err);
+  rc = lt_model_prepare(m, err) || lt_registry_build(m, err) ? -1 : 0;
 done:
   if (rc) lt_lora_free(m);
   lt_free(seen);
@@ -297,7 +365,8 @@ int lt_registry_build(lt_model *m, lt_err *err) {
   lt_free(m->train);
   m->train = NULL;
   m->ntrain = 0;
-  int cap = m->mode == LT_TRAIN_FULL ? m->nparams : (m->mode == LT_TRAIN_LORA ? 2 * 7 * m->cfg.layers : 0);
+  int cap = m->mode == LT_TRAIN_FULL ? m->nparams
+            : (m->mode == LT_TRAIN_LORA ? 2 * 7 * m->cfg.layers + m->nparams : 0);
   if (cap == 0) return 0;
   m->train = lt_alloc(sizeof(lt_trainable) * (size_t)cap, err);
   if (!m->train) return -1;
@@ -322,6 +391,47 @@ int lt_registry_build(lt_model *m, lt_err *err) {
       t = &m->train[m->ntrain++];
       *t = (lt_trainable){a->nameB, a->B, a->gB, (int64_t)a->out * a->r, {a->out, a->r}, 1};
     }
+    for (int i = 0; i < m->nparams; i++) {  // modules trained whole beside the adapter (PEFT's modules_to_save)
+      lt_param *p = &m->params[i];
+      if (p->g) m->train[m->ntrain++] = (lt_trainable){p->name, p->w, p->g, p->numel, {p->shape[0], p->shape[1]}, 1};
+    }
   }
   return 0;
+}
+
+// The parameter a PEFT modules_to_save name stands for ("embed_tokens" or "lm_head"; the same one when tied).
+static lt_param *module_param(lt_model *m, const char *name) {
+  if (strcmp(name, "embed_tokens") == 0) return m->embed;
+  if (strcmp(name, "lm_head") == 0) return m->lm_head;
+  return NULL;
+}
+
+int lt_lora_train_modules(lt_model *m, const char *list, lt_err *err) {
+  if (m->mode != LT_TRAIN_LORA || !m->loras) return lt_errf(err, "modules to save need a LoRA adapter first");
+  char buf[256];
+  if (strlen(list) >= sizeof buf) return lt_errf(err, "additional_target: list too long");
+  snprintf(buf, sizeof buf, "%s", list);
+  char *save = NULL;
+  for (char *n = strtok_r(buf, ", ", &save); n; n = strtok_r(NULL, ", ", &save)) {
+    lt_param *p = module_param(m, n);
+    if (!p)
+      return lt_errf(err, "additional_target: \"%s\" cannot be trained beside LoRA (choose embed_tokens or lm_head)",
+                     n);
+    if (p->g) continue;
+    if (own_values(m, p, NULL, err)) return -1;
+    p->g = lt_alloc((size_t)p->numel * sizeof(float), err);
+    if (!p->g) return -1;
+  }
+  lt_ws_free(&m->ws);
+  if (lt_model_prepare(m, err)) return -1;
+  return lt_registry_build(m, err);
+}
+
+int lt_lora_modules_to_save(const lt_model *m, char *out, size_t cap) {
+  out[0] = 0;
+  int n = 0;
+  if (m->embed->g) n += snprintf(out, cap, "embed_tokens") > 0;
+  if (m->lm_head != m->embed && m->lm_head->g)
+    n += snprintf(out + strlen(out), cap - strlen(out), "%slm_head", n ? "," : "") > 0;
+  return n;
 }

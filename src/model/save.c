@@ -77,7 +77,17 @@ int lt_model_save_adapter(lt_model *m, const char *dir, const char *base_model, 
   }
   cJSON_AddNumberToObject(c, "lora_alpha", m->lora_cfg.alpha);
   cJSON_AddNumberToObject(c, "lora_dropout", m->lora_cfg.dropout);
-  cJSON_AddNullToObject(c, "modules_to_save");
+  char mts[64];
+  if (lt_lora_modules_to_save(m, mts, sizeof mts)) {
+    cJSON *ms = cJSON_AddArrayToObject(c, "modules_to_save");
+    char *save = NULL;
+    for (char *tok = strtok_r(mts, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+      cJSON_AddItemToArray(ms, cJSON_CreateString(tok));
+    // a tied embedding trained whole is also the output layer: PEFT keeps the pair tied only when asked
+    if (m->lm_head == m->embed) cJSON_AddTrueToObject(c, "ensure_weight_tying");
+  } else {
+    cJSON_AddNullToObject(c, "modules_to_save");
+  }
   cJSON_AddStringToObject(c, "peft_type", "LORA");
   cJSON_AddNumberToObject(c, "r", r);
   cJSON_AddItemToObject(c, "rank_pattern", cJSON_CreateObject());
@@ -92,22 +102,34 @@ int lt_model_save_adapter(lt_model *m, const char *dir, const char *base_model, 
   cJSON_AddBoolToObject(c, "use_rslora", m->lora_cfg.use_rslora);
   lt_free(layers);
 
-  lt_st_wtensor *t = lt_alloc(sizeof(lt_st_wtensor) * (size_t)m->ntrain, err);
+  lt_st_wtensor *t = lt_alloc(sizeof(lt_st_wtensor) * (size_t)(m->ntrain + 1), err);
+  char(*names)[160] = lt_alloc(sizeof *names * (size_t)m->ntrain, err);
+  int nt = m->ntrain;
   int rc = -1;
-  if (!t || lt_mkdirs(dir, err)) goto done;
-  for (int i = 0; i < m->ntrain; i++)
-    t[i] = (lt_st_wtensor){m->train[i].name, LT_DTYPE_F32, 2, {m->train[i].shape[0], m->train[i].shape[1]},
-                           m->train[i].w};
+  if (!t || !names || lt_mkdirs(dir, err)) goto done;
+  for (int i = 0; i < m->ntrain; i++) {
+    const char *nm = m->train[i].name;
+    if (strncmp(nm, "base_model.", 11) != 0) {  // a module saved whole: PEFT's key is the prefixed parameter name
+      snprintf(names[i], sizeof names[i], "base_model.model.%s", nm);
+      nm = names[i];
+    }
+    t[i] = (lt_st_wtensor){nm, LT_DTYPE_F32, 2, {m->train[i].shape[0], m->train[i].shape[1]}, m->train[i].w};
+    if (m->train[i].w == m->embed->w && m->embed == m->lm_head) {  // tied: PEFT saves the output layer too
+      t[nt] = t[i];
+      t[nt++].name = "base_model.model.lm_head.weight";
+    }
+  }
   char path[4200];
   if (lt_path_join(path, sizeof path, dir, "adapter_model.safetensors")) {
     lt_errf(err, "%s: path too long", dir);
     goto done;
   }
-  if (lt_st_write(path, t, m->ntrain, "{\"format\":\"pt\"}", err) || write_json(dir, "adapter_config.json", c, err))
+  if (lt_st_write(path, t, nt, "{\"format\":\"pt\"}", err) || write_json(dir, "adapter_config.json", c, err))
     goto done;
   rc = 0;
 done:
   lt_free(t);
+  lt_free(names);
   cJSON_Delete(c);
   return rc;
 }

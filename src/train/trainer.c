@@ -49,6 +49,7 @@ static const key_def keys[] = {
     {"lora_dropout", K_F64, A_(lora_dropout), 0, 0.999},
     {"lora_target", K_STR, A_(lora_target), 0, 0},
     {"use_rslora", K_BOOL, A_(use_rslora), 0, 1},
+    {"additional_target", K_STR, A_(additional_target), 0, 0},
     {"freeze_trainable_layers", K_INT, A_(freeze_trainable_layers), -100000, 100000},
     {"freeze_trainable_modules", K_STR, A_(freeze_trainable_modules), 0, 0},
     {"freeze_extra_modules", K_STR, A_(freeze_extra_modules), 0, 0},
@@ -647,6 +648,7 @@ static int setup_model(trainer *t, lt_err *err) {
         return -1;
     }
     m->lora_cfg.seed = a->seed;  // the dropout stream
+    if (a->additional_target[0] && lt_lora_train_modules(m, a->additional_target, err)) return -1;
   } else if (a->finetuning_type == LT_FT_FULL) {
     if (lt_model_set_train_mode(m, LT_TRAIN_FULL, NULL, err)) return -1;
   } else if (setup_freeze(m, a, err)) {
@@ -668,6 +670,11 @@ static int restore_trainables(lt_model *m, const char *path, lt_err *err) {
   for (int i = 0; i < m->ntrain && rc == 0; i++) {
     const lt_trainable *tr = &m->train[i];
     const lt_st_tensor *st = lt_st_find(&f, tr->name);
+    if (!st && strncmp(tr->name, "base_model.", 11) != 0) {  // a module saved whole beside a LoRA adapter
+      char key[200];
+      snprintf(key, sizeof key, "base_model.model.%s", tr->name);
+      st = lt_st_find(&f, key);
+    }
     if (!st || st->numel != tr->numel)
       rc = lt_errf(err, "%s: tensor \"%s\" is %s (the checkpoint was made with other LoRA/fine-tuning settings)",
                    path, tr->name, st ? "of another size" : "missing");

@@ -54,6 +54,7 @@ typedef struct lt_train_args {
   int bf16, threads;
   int plot_loss, report_to_tensorboard;
   int eval_strategy, save_strategy;  // LT_STRATEGY_*: "steps" (default), "no", "epoch"
+  char additional_target[128];         // lora: whole modules trained beside the adapter (embed_tokens, lm_head)
   char freeze_trainable_modules[256];  // freeze: modules trained inside the chosen layers ("all" or names)
   char freeze_extra_modules[256];      // freeze: modules outside the layers also trained (e.g. embed_tokens,norm)
 } lt_train_args;
