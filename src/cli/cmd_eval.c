@@ -22,7 +22,8 @@ static void usage(FILE *fp) {
           "Tasks:\n"
           "  ppl       mean NLL and perplexity = exp(total NLL / tokens): {\"text\"} / pre-tokenized JSONL or .txt\n"
           "            (as lmtune train --stage pt reads them) or conversations (response tokens only, as SFT\n"
-          "            labels them). --cutoff_len N truncates examples.\n"
+          "            labels them). --cutoff_len N truncates examples (classify: long prompts keep their\n"
+          "            first cutoff_len - label tokens, as SFT training cuts them).\n"
           "  classify  conversations whose last assistant message is the label. Each label is scored as SFT labels\n"
           "            it (response + the template's turn end) after the prompt; the most likely one is the\n"
           "            prediction. --labels a,b,c fixes the label set and its order (default: the gold labels,\n"
@@ -181,7 +182,8 @@ int lt_cmd_eval(int argc, char **argv) {
     misuse = "--labels and --by are for --task classify";
   else if ((dev || shots) && o.task != LT_EVAL_MCQ) misuse = "--dev and --shots are for --task mcq";
   else if (shots && sh > 0 && !dev) misuse = "--shots needs --dev (the few-shot examples)";
-  else if (cl > 0 && o.task != LT_EVAL_PPL) misuse = "--cutoff_len is for --task ppl";
+  else if (cl > 0 && o.task != LT_EVAL_PPL && o.task != LT_EVAL_CLASSIFY)
+    misuse = "--cutoff_len is for --task ppl and classify";
   if (misuse) {
     fprintf(stderr, "lmtune %s: %s\n", VERB, misuse);
     return LT_EXIT_USAGE;

@@ -49,6 +49,7 @@ struct lt_eval_data {
   char **names;      // classify: labels; mcq: subjects
   int max_seq;       // longest sequence a run puts into the KV cache
   int max_cand;      // longest candidate continuation
+  int n_truncated;   // classify prompts cut to cutoff_len
   lt_tokenizer *tok; // decodes generated text
 };
 
@@ -398,6 +399,15 @@ static int load_convo_task(lt_eval_data *d, const lt_eval_opts *o, lt_err *err) 
       d->max_cand = LT_MAX(d->max_cand, len - P);
       free(ids);
       ids = NULL;
+    }
+    if (o->cutoff_len > 0) {  // as SFT training cuts a long prompt (LLaMA-Factory's infer_seqlen): keep its head
+      int longest = 0;
+      for (int k = 0; k < it->n_cand; k++) longest = LT_MAX(longest, it->cand_n[k]);
+      int keep = LT_MAX(1, o->cutoff_len - longest);
+      if (it->n > keep) {
+        it->n = keep;
+        d->n_truncated++;
+      }
     }
   }
   rc = 0;
@@ -1321,6 +1331,7 @@ int lt_eval_write(const char *results_path, const char *preds_path, const lt_eva
   cJSON_AddStringToObject(root, "dataset", d->dataset);
   cJSON_AddStringToObject(root, "model", model ? model : "");
   cJSON_AddNumberToObject(root, "n_examples", d->n);
+  if (d->n_truncated) cJSON_AddNumberToObject(root, "n_prompts_truncated", d->n_truncated);
   cJSON_AddNumberToObject(root, "seconds", seconds);
   cJSON_AddItemToObject(root, "runs", jr);
   for (int r = 0; r < n_runs; r++) {

@@ -143,10 +143,14 @@ def cand_loglik(model, prompt, cont):
     return sum(lp[len(prompt) - 1:])
 
 
-def classify_ref(env, model, labels):
+def classify_ref(env, model, labels, cutoff=0):
     tok, golds, preds, lls = env["tok"], [], [], []
     for r in env["recs"]:
-        ll = {lab: cand_loglik(model, *sft_pair(tok, r, lab)) for lab in labels}
+        pairs = {lab: sft_pair(tok, r, lab) for lab in labels}
+        if cutoff:  # a long prompt keeps its first cutoff - (longest label) tokens, as SFT training cuts it
+            keep = max(1, cutoff - max(len(c) for _, c in pairs.values()))
+            pairs = {lab: (p[:keep], c) for lab, (p, c) in pairs.items()}
+        ll = {lab: cand_loglik(model, *pairs[lab]) for lab in labels}
         lls.append(ll)
         preds.append(max(labels, key=lambda lab: (ll[lab], -labels.index(lab))))
         golds.append(r["output"])
@@ -464,3 +468,17 @@ def test_errors(env, tmp_path):
     assert not (tmp_path / "e6" / "eval_results.json").exists()
     p = run("--model", env["model"], "--task", "classify", "--dataset", d / "mail.json", "--compare", ok=False)
     assert p.returncode == 2 and "--compare needs --adapter" in p.stderr
+
+
+def test_classify_cutoff_len(env):
+    out = env["dir"] / "cls_cut"
+    cutoff = 12
+    run("--model", env["model"], "--adapter", env["adapter"], "--task", "classify", "--dataset",
+        env["data"] / "mail.json", "--out", out, "--cutoff_len", cutoff)
+    res, preds = results(out)
+    golds, want, lls = classify_ref(env, env["lora"], ["ham", "spam"], cutoff)
+    assert res["n_prompts_truncated"] > 0
+    for i, pr in enumerate(preds):
+        for lab in ("ham", "spam"):
+            assert rel(pr["scores"][lab], lls[i][lab]) < 1e-4, (i, lab)
+        assert pr["prediction"] == want[i]
