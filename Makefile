@@ -4,7 +4,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= 2
 CMAKE_GEN  := cmake -S . -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps venv build asan check check-unit check-asan check-interop demo fixtures bench clean data
+.PHONY: all deps venv build asan check check-unit check-asan check-interop demo base-model fixtures bench clean data
 
 all: build
 
@@ -38,7 +38,11 @@ check: check-unit check-asan check-interop
 	@echo "make check: all suites passed"
 
 demo: build
-	@echo "make demo: not yet — the bundled fine-tuning demo lands with the demo issue (#5)."
+	@bash scripts/demo.sh
+
+# Re-create the bundled base model models/lmtune-tiny from public-domain text (~30 min on 2 cores).
+base-model: build
+	@bash scripts/base-model.sh
 
 fixtures: venv
 	@.venv/bin/python tests/fixtures/make_fixtures.py
