@@ -24,6 +24,7 @@
 #include "io/safetensors.h"
 #include "data/sft.h"
 #include "model/model.h"
+#include "report/report.h"
 
 // ======================================================================================== arguments
 
@@ -1072,7 +1073,7 @@ static int clean_output_dir(const char *dir, int all, lt_err *err) {
     int old = all && (strncmp(e->d_name, "checkpoint-", 11) == 0 || strcmp(e->d_name, "runs") == 0 ||
                       strcmp(e->d_name, "all_results.json") == 0 || strcmp(e->d_name, "train_results.json") == 0 ||
                       strcmp(e->d_name, "eval_results.json") == 0 || strcmp(e->d_name, "metrics.jsonl") == 0 ||
-                      strcmp(e->d_name, "trainer_state.json") == 0);
+                      strcmp(e->d_name, "trainer_state.json") == 0 || strcmp(e->d_name, "report.html") == 0);
     if (!stale && !old) continue;
     char p[LT_PATH_CAP + 300];
     if (lt_path_join(p, sizeof p, dir, e->d_name) == 0) rc = lt_remove_tree(p, err);
@@ -1523,6 +1524,9 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
     if (t->do_eval && t->last_eval_step != t->st.global_step && evaluate(t, err)) goto done;
     if (write_final(t, train_metrics, err)) goto done;
     res->completed = 1;
+    lt_err rerr;  // the report is a view of the files above: a failure is a warning, the run is done
+    if (lt_report_write(t->out, NULL, &rerr)) say(t, "warning: no report.html: %s", rerr.msg);
+    else say(t, "report: %s/report.html", t->out);
   }
   rc = 0;
 done:

@@ -68,6 +68,8 @@ def test_epoch_strategies(tmp_path, max_steps):
     best = min((e for e in state["log_history"] if "eval_loss" in e), key=lambda e: e["eval_loss"])
     assert state["best_model_checkpoint"].endswith(f"checkpoint-{best['step']}")
     assert state["eval_steps"] is not None
+    html = (out / "report.html").read_text()  # lmtune train ends with the report of the run
+    assert html.count("<svg") >= 2 and "validation loss" in html
 
 
 def test_epoch_strategy_mismatch_is_an_error(tmp_path):
