@@ -7,6 +7,7 @@
 // the measured steps after the warm-up steps. Prints one JSON object on stdout, per-step progress on stderr.
 //
 // Usage: bench_train --model DIR [--seq 512] [--batch 1] [--steps 3] [--warmup 1] [--seed 1234] [--dtype f32|bf16]
+//                    [--mode lora|full]
 // --dtype selects lt_model_set_compute (bf16: frozen-weight products in bf16, like PyTorch's autocast).
 // Threads come from OMP_NUM_THREADS.
 #include <math.h>
@@ -40,7 +41,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: bench_train --model DIR [--seq T=512] [--batch B=1] [--steps N=3] [--warmup W=1] "
-             "[--seed S=1234] [--dtype f32|bf16]\n");
+             "[--seed S=1234] [--dtype f32|bf16] [--mode lora|full]\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -55,7 +56,7 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 }
 
 int main(int argc, char **argv) {
-  const char *model_dir = NULL, *dtype = "f32";
+  const char *model_dir = NULL, *dtype = "f32", *mode = "lora";
   long T = 512, B = 1, steps = 3, warmup = 1, seed = 1234;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -79,6 +80,12 @@ int main(int argc, char **argv) {
       dtype = v;
       if (strcmp(v, "f32") && strcmp(v, "bf16")) {
         fprintf(stderr, "bench_train: --dtype must be f32 or bf16, got \"%s\"\n", v);
+        return 1;
+      }
+    } else if (!strcmp(a, "--mode")) {
+      mode = v;
+      if (strcmp(v, "lora") && strcmp(v, "full")) {
+        fprintf(stderr, "bench_train: --mode must be lora or full, got \"%s\"\n", v);
         return 1;
       }
     } else if (!strcmp(a, "--seed")) rc = parse_int(a, v, 0, 0x7fffffffL, &seed);
@@ -112,8 +119,9 @@ int main(int argc, char **argv) {
   }
   lt_lora_config lc = {.r = 16, .alpha = 32.0f, .dropout = 0.0f, .use_rslora = 0, .targets = LT_LORA_ALL,
                        .seed = (uint64_t)seed};
-  if (lt_model_set_train_mode(m, LT_TRAIN_LORA, &lc, &err)) {
-    fprintf(stderr, "bench_train: set_train_mode(lora): %s\n", err.msg);
+  int full = !strcmp(mode, "full");
+  if (lt_model_set_train_mode(m, full ? LT_TRAIN_FULL : LT_TRAIN_LORA, full ? NULL : &lc, &err)) {
+    fprintf(stderr, "bench_train: set_train_mode(%s): %s\n", mode, err.msg);
     lt_model_free(m);
     return 1;
   }
@@ -122,7 +130,7 @@ int main(int argc, char **argv) {
   lt_model_get_info(m, &info);
   int ntr = lt_model_num_trainable(m);
   if (ntr <= 0) {
-    fprintf(stderr, "bench_train: LoRA mode reports %d trainable tensors\n", ntr);
+    fprintf(stderr, "bench_train: %s mode reports %d trainable tensors\n", mode, ntr);
     lt_model_free(m);
     return 1;
   }
@@ -186,12 +194,12 @@ int main(int argc, char **argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double rss_mb = (double)ru.ru_maxrss / 1024.0;  // KiB on Linux
-  printf("{\"impl\": \"lmtune\", \"dtype\": \"%s\", \"batch\": %ld, \"seq\": %ld, \"steps\": %ld, \"warmup\": %ld, "
+  printf("{\"impl\": \"lmtune\", \"mode\": \"%s\", \"dtype\": \"%s\", \"batch\": %ld, \"seq\": %ld, \"steps\": %ld, \"warmup\": %ld, "
          "\"threads\": %d, \"tokens_per_s\": %.3f, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
          "\"peak_rss_mb\": %.1f, "
          "\"loss_first\": %.6f, \"loss_last\": %.6f, \"load_s\": %.3f, \"trainable_params\": %lld, "
          "\"weights_dtype\": \"%s\"}\n",
-         dtype, B, T, steps, warmup, omp_get_max_threads(), (double)(B * T) / med, med, times[0], rss_mb,
+         mode, dtype, B, T, steps, warmup, omp_get_max_threads(), (double)(B * T) / med, med, times[0], rss_mb,
          (double)loss_first, (double)loss_last, load_s, (long long)trainable_params, info.dtype ? info.dtype : "?");
   fflush(stdout);
   rc = 0;

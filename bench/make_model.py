@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write a random-weight Qwen2 model folder (config.json + bf16 safetensors) for the training benchmark.
 
-Usage: make_model.py OUT_DIR [--shape qwen05b|tiny] [--seed N]
+Usage: make_model.py OUT_DIR [--shape qwen05b|tiny|smol25m] [--seed N]
+(smol25m: a ~25M-parameter Llama shaped like the SmolLM family: 49152-token vocabulary, tied, GQA 3:1.)
 Skips the work if OUT_DIR/config.json already exists. Weights: normal(0, 0.02), fixed seed.
 """
 import argparse
@@ -15,7 +16,11 @@ SHAPES = {
     # Small enough to run a full train step in well under a second.
     "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=352, vocab_size=2048),
+    # Workload B of the performance issue: full fine-tuning of a ~25M-parameter SmolLM-style Llama.
+    "smol25m": dict(hidden_size=384, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
+                    intermediate_size=1024, vocab_size=49152),
 }
+LLAMA = {"smol25m"}
 
 
 def main():
@@ -30,17 +35,19 @@ def main():
         return 0
 
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(
+    llama = a.shape in LLAMA
+    extra = {} if llama else {"use_sliding_window": False}
+    cfg = (LlamaConfig if llama else Qwen2Config)(
         **SHAPES[a.shape],
         tie_word_embeddings=True,
         rms_norm_eps=1e-6,
-        rope_theta=1e6,
+        rope_theta=1e4 if llama else 1e6,
         max_position_embeddings=4096,
         hidden_act="silu",
         attention_dropout=0.0,
-        use_sliding_window=False,
+        **extra,
         initializer_range=0.02,
         bos_token_id=None,
         eos_token_id=SHAPES[a.shape]["vocab_size"] - 1,
@@ -48,7 +55,7 @@ def main():
     )
     torch.manual_seed(a.seed)
     with torch.no_grad():
-        model = Qwen2ForCausalLM(cfg)
+        model = (LlamaForCausalLM if llama else Qwen2ForCausalLM)(cfg)
         for name, p in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
                 p.fill_(1.0)           # RMSNorm weights as in a real checkpoint

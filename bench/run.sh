@@ -2,7 +2,9 @@
 # LoRA training-step benchmark: lmtune vs PyTorch (f32 and bf16 autocast), side by side in one run.
 # Usage: bash bench/run.sh            (or `make bench`)
 #        SHAPE=tiny bash bench/run.sh (smoke test, seconds)
-# Env: SHAPE (qwen05b|tiny, default qwen05b), SEQ (512), BATCH (1), STEPS (3), WARMUP (1), THREADS (2),
+#        SHAPE=smol25m MODE=full bash bench/run.sh   (workload B: full fine-tuning of a ~25M SmolLM-style model)
+# Env: SHAPE (qwen05b|tiny|smol25m, default qwen05b), MODE (lora|full), SEQ (512), BATCH (1), STEPS (3),
+#      WARMUP (1), THREADS (2),
 #      BUILD (build dir, default build), LMTUNE_CACHE (model cache root, default ~/.cache/lmtune).
 # Results: a table on stdout and bench/out/<date>.json (per-run logs next to it).
 set -euo pipefail
@@ -10,6 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 SHAPE=${SHAPE:-qwen05b}
+MODE=${MODE:-lora}
+export MODE
 SEQ=${SEQ:-512}
 BATCH=${BATCH:-1}
 STEPS=${STEPS:-3}
@@ -69,7 +73,7 @@ run() {
   fi
 }
 
-args=(--model "$model" --seq "$SEQ" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP")
+args=(--model "$model" --seq "$SEQ" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --mode "$MODE")
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
 run lmtune_f32 "$bin" "${args[@]}" --dtype f32
 run lmtune_bf16 "$bin" "${args[@]}" --dtype bf16
@@ -91,7 +95,7 @@ def rev():
         return ""
 
 print()
-print(f"LoRA r=16 training step, shape={shape} batch={batch} seq={seq} steps={steps} (+{warmup} warm-up) "
+print(f"{os.environ.get('MODE', 'lora')} training step (LoRA: r=16 on 7 projections), shape={shape} batch={batch} seq={seq} steps={steps} (+{warmup} warm-up) "
       f"threads={threads}")
 hdr = f"{'impl':<8} {'dtype':<6} {'tok/s':>9} {'(fastest)':>9} {'step s':>8} {'peak RSS MB':>12} {'loss first':>11} {'loss last':>10}"
 print(hdr)

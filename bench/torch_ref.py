@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
+    ap.add_argument("--mode", choices=["lora", "full"], default="lora")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
@@ -66,7 +67,8 @@ def main():
     model.config.use_cache = False
     lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    model = get_peft_model(model, lcfg)
+    if a.mode == "lora":
+        model = get_peft_model(model, lcfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
@@ -104,7 +106,7 @@ def main():
     med = statistics.median(times)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     print(json.dumps({
-        "impl": "torch", "dtype": a.dtype, "batch": a.batch, "seq": a.seq, "steps": a.steps, "warmup": a.warmup,
+        "impl": "torch", "mode": a.mode, "dtype": a.dtype, "batch": a.batch, "seq": a.seq, "steps": a.steps, "warmup": a.warmup,
         "threads": a.threads, "tokens_per_s": round(a.batch * a.seq / med, 3), "step_s_median": round(med, 4),
         "step_s_min": round(min(times), 4),
         "peak_rss_mb": round(rss_mb, 1), "loss_first": round(losses[0], 6), "loss_last": round(losses[-1], 6),
