@@ -60,4 +60,17 @@ uint16_t lt_f32_to_f16(float f);
 // Monotonic seconds.
 double lt_now(void);
 
+// Growable NUL-terminated text buffer (zero-initialise). An allocation failure sets oom and later appends are
+// dropped: check oom once at the end.
+typedef struct lt_sbuf {
+  char *p;
+  size_t n, cap;
+  int oom;
+} lt_sbuf;
+void lt_sbuf_free(lt_sbuf *b);
+int lt_sbuf_reserve(lt_sbuf *b, size_t extra);  // room for extra more bytes + NUL; -1 (and oom) on failure
+void lt_sbuf_put(lt_sbuf *b, const void *s, size_t n);
+void lt_sbuf_puts(lt_sbuf *b, const char *s);
+void lt_sbuf_printf(lt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

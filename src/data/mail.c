@@ -20,70 +20,36 @@
 
 // ------------------------------------------------------------------------------------------------ growable buffer
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
+static void sb_putc(lt_sbuf *b, char c) { lt_sbuf_put(b, &c, 1); }
 
-static int sb_reserve(sbuf *b, size_t extra) {
-  if (b->oom) return -1;
-  if (extra > SIZE_MAX / 4 - b->n) {
-    b->oom = 1;
-    return -1;
-  }
-  size_t need = b->n + extra + 1;
-  if (need <= b->cap) return 0;
-  size_t cap = b->cap ? b->cap : 64;
-  while (cap < need) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) {
-    b->oom = 1;
-    return -1;
-  }
-  b->p = p;
-  b->cap = cap;
-  return 0;
-}
-
-static void sb_put(sbuf *b, const void *s, size_t n) {
-  if (sb_reserve(b, n)) return;
-  if (n) memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sb_putc(sbuf *b, char c) { sb_put(b, &c, 1); }
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_cp(sbuf *b, uint32_t cp) {
+static void sb_cp(lt_sbuf *b, uint32_t cp) {
   char u[4];
   if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
   if (cp > 0x10FFFF) cp = 0xFFFD;
   if (cp < 0x80) {
     u[0] = (char)cp;
-    sb_put(b, u, 1);
+    lt_sbuf_put(b, u, 1);
   } else if (cp < 0x800) {
     u[0] = (char)(0xC0 | (cp >> 6));
     u[1] = (char)(0x80 | (cp & 0x3F));
-    sb_put(b, u, 2);
+    lt_sbuf_put(b, u, 2);
   } else if (cp < 0x10000) {
     u[0] = (char)(0xE0 | (cp >> 12));
     u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
     u[2] = (char)(0x80 | (cp & 0x3F));
-    sb_put(b, u, 3);
+    lt_sbuf_put(b, u, 3);
   } else {
     u[0] = (char)(0xF0 | (cp >> 18));
     u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
     u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
     u[3] = (char)(0x80 | (cp & 0x3F));
-    sb_put(b, u, 4);
+    lt_sbuf_put(b, u, 4);
   }
 }
 
 // Hand the string over (never NULL unless out of memory, then err is set and the buffer freed).
-static char *sb_take(sbuf *b, const char *what, lt_err *err) {
-  if (!b->oom && !b->p) sb_put(b, "", 0);
+static char *sb_take(lt_sbuf *b, const char *what, lt_err *err) {
+  if (!b->oom && !b->p) lt_sbuf_put(b, "", 0);
   if (b->oom) {
     free(b->p);
     memset(b, 0, sizeof *b);
@@ -153,7 +119,7 @@ static int is_ascii(const char *s, size_t n) {
   return 1;
 }
 
-static void put_utf8_sanitized(sbuf *b, const char *s, size_t n, int *defect) {
+static void put_utf8_sanitized(lt_sbuf *b, const char *s, size_t n, int *defect) {
   const unsigned char *u = (const unsigned char *)s;
   size_t run = 0;  // start of the pending valid run
   for (size_t i = 0; i < n;) {
@@ -166,13 +132,13 @@ static void put_utf8_sanitized(sbuf *b, const char *s, size_t n, int *defect) {
       i += (size_t)l;
       continue;
     }
-    sb_put(b, s + run, i - run);
+    lt_sbuf_put(b, s + run, i - run);
     sb_cp(b, 0xFFFD);
     *defect = 1;
     i += (size_t)(-l);
     run = i;
   }
-  sb_put(b, s + run, n - run);
+  lt_sbuf_put(b, s + run, n - run);
 }
 
 static const uint16_t cp1252_hi[32] = {
@@ -182,7 +148,7 @@ static const uint16_t cp1252_hi[32] = {
 
 static uint32_t cp1252(unsigned char c) { return c >= 0x80 && c < 0xA0 ? cp1252_hi[c - 0x80] : c; }
 
-static void put_cp1252(sbuf *b, const char *s, size_t n) {
+static void put_cp1252(lt_sbuf *b, const char *s, size_t n) {
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c < 0x80)
@@ -257,16 +223,16 @@ static int c1_as_cp1252(const char *name) {
 }
 
 // Undeclared bytes: ASCII or valid UTF-8 kept, anything else read as windows-1252.
-static void put_undeclared(sbuf *b, const char *s, size_t n, int *defect) {
+static void put_undeclared(lt_sbuf *b, const char *s, size_t n, int *defect) {
   if (is_ascii(s, n) || is_utf8(s, n)) {
-    sb_put(b, s, n);
+    lt_sbuf_put(b, s, n);
   } else {
     put_cp1252(b, s, n);
     *defect = 1;
   }
 }
 
-static void put_charset(sbuf *b, const char *s, size_t n, const char *charset, int *defect) {
+static void put_charset(lt_sbuf *b, const char *s, size_t n, const char *charset, int *defect) {
   char name[64];
   int cls = charset_class(charset, name, sizeof name);
   if (cls == CS_UNDECLARED) {
@@ -278,7 +244,7 @@ static void put_charset(sbuf *b, const char *s, size_t n, const char *charset, i
     return;
   }
   if (ascii_compatible(name) && is_ascii(s, n)) {
-    sb_put(b, s, n);
+    lt_sbuf_put(b, s, n);
     return;
   }
   size_t at = b->n;
@@ -291,7 +257,7 @@ static void put_charset(sbuf *b, const char *s, size_t n, const char *charset, i
   char *in = (char *)s;
   size_t inleft = n, want = n * 4 + 16;
   while (inleft > 0 && !b->oom) {
-    if (sb_reserve(b, want)) break;
+    if (lt_sbuf_reserve(b, want)) break;
     char *out = b->p + b->n;
     size_t outleft = b->cap - b->n - 1, before = outleft;
     size_t r = iconv(cd, &in, &inleft, &out, &outleft);
@@ -335,7 +301,7 @@ static void put_charset(sbuf *b, const char *s, size_t n, const char *charset, i
   }
 }
 
-static void drop_nul(sbuf *b, size_t from) {
+static void drop_nul(lt_sbuf *b, size_t from) {
   size_t w = from;
   for (size_t i = from; i < b->n; i++)
     if (b->p[i]) b->p[w++] = b->p[i];
@@ -345,7 +311,7 @@ static void drop_nul(sbuf *b, size_t from) {
 
 char *lt_mail_to_utf8(const char *s, size_t n, const char *charset, int *defect, lt_err *err) {
   int d = 0;
-  sbuf b = {0};
+  lt_sbuf b = {0};
   put_charset(&b, s, n, charset, &d);
   drop_nul(&b, 0);
   if (defect) *defect = d;
@@ -362,8 +328,8 @@ static int hexval(char c) {
 }
 
 // binascii.a2b_qp (header=False): "=\n" soft breaks, "=XX", "==" -> "=", any other "=" kept.
-static void qp_decode(sbuf *b, const char *s, size_t n) {
-  if (sb_reserve(b, n)) return;
+static void qp_decode(lt_sbuf *b, const char *s, size_t n) {
+  if (lt_sbuf_reserve(b, n)) return;
   char *o = b->p + b->n;
   size_t i = 0;
   while (i < n) {
@@ -403,8 +369,8 @@ static int b64val(unsigned char c) {
 // binascii.a2b_base64 (non-strict) as Python's email decodes parts: bytes outside the alphabet skipped, decoding
 // stops at the first complete padding, a missing padding tolerated. defect: 1 garbage or bad padding, 2 a dangling
 // single character (Python then gives up and keeps the encoded text).
-static void b64_decode(sbuf *b, const char *s, size_t n, int *defect) {
-  if (sb_reserve(b, n / 4 * 3 + 3)) return;
+static void b64_decode(lt_sbuf *b, const char *s, size_t n, int *defect) {
+  if (lt_sbuf_reserve(b, n / 4 * 3 + 3)) return;
   unsigned char *o = (unsigned char *)b->p + b->n;
   int quad = 0, pads = 0, ended = 0;
   unsigned left = 0;
@@ -452,14 +418,14 @@ static void b64_decode(sbuf *b, const char *s, size_t n, int *defect) {
 }
 
 char *lt_mail_qp_decode(const char *s, size_t n, size_t *out_len, lt_err *err) {
-  sbuf b = {0};
+  lt_sbuf b = {0};
   qp_decode(&b, s, n);
   *out_len = b.n;
   return sb_take(&b, "decoding quoted-printable", err);
 }
 
 char *lt_mail_b64_decode(const char *s, size_t n, size_t *out_len, int *defect, lt_err *err) {
-  sbuf b = {0};
+  lt_sbuf b = {0};
   int d = 0;
   b64_decode(&b, s, n, &d);
   *out_len = b.n;
@@ -516,7 +482,7 @@ static int count_q(const char *s, const char *e) {
 // One encoded word at s (which starts with "=?"), as Python's get_encoded_word + _encoded_words.decode.
 // Returns 1 (decoded text appended to out, *used = bytes consumed), 0 (no "?=" anywhere: not an encoded word),
 // -1 (malformed).
-static int encoded_word(const char *s, const char *e, closer *c1, closer *c2, sbuf *out, size_t *used) {
+static int encoded_word(const char *s, const char *e, closer *c1, closer *c2, lt_sbuf *out, size_t *used) {
   const char *rest = s + 2;
   const char *q = next_close(c1, rest, e);
   if (!q) return 0;
@@ -542,9 +508,9 @@ static int encoded_word(const char *s, const char *e, closer *c1, closer *c2, sb
   charset[csl] = 0;
   const char *text = q2 + 1;
   size_t tn = (size_t)(tok_end - text);
-  sbuf raw = {0};
+  lt_sbuf raw = {0};
   if (q1[1] == 'q' || q1[1] == 'Q') {
-    if (!sb_reserve(&raw, tn)) {
+    if (!lt_sbuf_reserve(&raw, tn)) {
       for (size_t i = 0; i < tn; i++) {
         if (text[i] == '_') {
           raw.p[raw.n++] = ' ';
@@ -562,7 +528,7 @@ static int encoded_word(const char *s, const char *e, closer *c1, closer *c2, sb
     b64_decode(&raw, text, tn, &d);
     if (d == 2) {  // Python keeps the encoded text when the length cannot be right
       raw.n = 0;
-      sb_put(&raw, text, tn);
+      lt_sbuf_put(&raw, text, tn);
     }
   }
   int defect = 0;
@@ -573,7 +539,7 @@ static int encoded_word(const char *s, const char *e, closer *c1, closer *c2, sb
   return 1;
 }
 
-static void decode_unstructured(sbuf *out, const char *v, size_t n) {
+static void decode_unstructured(lt_sbuf *out, const char *v, size_t n) {
   enum { T_NONE, T_FWS, T_EW, T_TEXT };
   int t1 = T_NONE, t2 = T_NONE;
   size_t fws_at = 0;
@@ -585,7 +551,7 @@ static void decode_unstructured(sbuf *out, const char *v, size_t n) {
       size_t j = i + 1;
       while (j < n && is_py_space(v[j])) j++;
       fws_at = out->n;
-      sb_put(out, v + i, j - i);
+      lt_sbuf_put(out, v + i, j - i);
       t2 = t1;
       t1 = T_FWS;
       i = j;
@@ -615,7 +581,7 @@ static void decode_unstructured(sbuf *out, const char *v, size_t n) {
       const char *a = find2(v + i, e, '=', '?');
       if (a && a > v + i) j = (size_t)(a - v);
     }
-    sb_put(out, v + i, j - i);
+    lt_sbuf_put(out, v + i, j - i);
     t2 = t1;
     t1 = T_TEXT;
     i = j;
@@ -623,10 +589,10 @@ static void decode_unstructured(sbuf *out, const char *v, size_t n) {
 }
 
 char *lt_mail_decode_header(const char *s, size_t n, const char *raw_charset, lt_err *err) {
-  sbuf raw = {0}, out = {0};
+  lt_sbuf raw = {0}, out = {0};
   int d = 0;
   if (is_utf8(s, n))
-    sb_put(&raw, s, n);
+    lt_sbuf_put(&raw, s, n);
   else
     put_charset(&raw, s, n, raw_charset, &d);
   if (!raw.oom) decode_unstructured(&out, raw.p ? raw.p : "", raw.n);
@@ -686,14 +652,14 @@ static void split_entity(const char *b, const char *e, entity *en) {
 
 // The first `name` header's value unfolded as Python's policy.default gives it: text after the colon with leading
 // blanks stripped, continuation lines appended with their leading whitespace, line breaks removed. 1 if present.
-static int get_header(const entity *en, const char *name, sbuf *out) {
+static int get_header(const entity *en, const char *name, lt_sbuf *out) {
   size_t nl = strlen(name);
   int matching = 0;
   out->n = 0;
   for (const char *p = en->hb; p < en->he;) {
     const char *nx, *le = line_end(p, en->he, &nx);
     if (is_wsp(*p)) {
-      if (matching) sb_put(out, p, (size_t)(le - p));
+      if (matching) lt_sbuf_put(out, p, (size_t)(le - p));
     } else {
       if (matching) return 1;
       if (!(le - p >= 5 && !memcmp(p, "From ", 5))) {
@@ -702,13 +668,13 @@ static int get_header(const entity *en, const char *name, sbuf *out) {
           matching = 1;
           const char *v = c + 1;
           while (v < le && is_wsp(*v)) v++;
-          sb_put(out, v, (size_t)(le - v));
+          lt_sbuf_put(out, v, (size_t)(le - v));
         }
       }
     }
     p = nx;
   }
-  if (matching && !out->p) sb_put(out, "", 0);
+  if (matching && !out->p) lt_sbuf_put(out, "", 0);
   return matching;
 }
 
@@ -731,20 +697,20 @@ static const char *param_segment_end(const char *s, const char *e) {
   return e;
 }
 
-static void unquote_into(sbuf *out, const char *s, const char *e) {
+static void unquote_into(lt_sbuf *out, const char *s, const char *e) {
   if (e - s >= 2 && *s == '"' && e[-1] == '"') {
     for (const char *p = s + 1; p < e - 1; p++) {
       if (*p == '\\' && p + 1 < e - 1 && (p[1] == '\\' || p[1] == '"')) p++;
       sb_putc(out, *p);
     }
   } else if (e - s >= 2 && *s == '<' && e[-1] == '>') {
-    sb_put(out, s + 1, (size_t)(e - s - 2));
+    lt_sbuf_put(out, s + 1, (size_t)(e - s - 2));
   } else {
-    sb_put(out, s, (size_t)(e - s));
+    lt_sbuf_put(out, s, (size_t)(e - s));
   }
 }
 
-static void pct_decode_into(sbuf *out, const char *s, const char *e) {
+static void pct_decode_into(lt_sbuf *out, const char *s, const char *e) {
   for (const char *p = s; p < e; p++) {
     if (*p == '%' && e - p >= 3 && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
       sb_putc(out, (char)(hexval(p[1]) << 4 | hexval(p[2])));
@@ -771,8 +737,8 @@ static int next_param(const char **p, const char *e, const char **ns, const char
   return 1;
 }
 
-static void rfc2231_piece(sbuf *out, const char *vs, const char *ve, int enc, int first) {
-  sbuf tmp = {0};
+static void rfc2231_piece(lt_sbuf *out, const char *vs, const char *ve, int enc, int first) {
+  lt_sbuf tmp = {0};
   unquote_into(&tmp, vs, ve);
   const char *ts = tmp.p ? tmp.p : "", *te = ts + tmp.n;
   if (enc && first) {  // charset'lang'value
@@ -783,14 +749,14 @@ static void rfc2231_piece(sbuf *out, const char *vs, const char *ve, int enc, in
   if (enc)
     pct_decode_into(out, ts, te);
   else
-    sb_put(out, ts, (size_t)(te - ts));
+    lt_sbuf_put(out, ts, (size_t)(te - ts));
   if (tmp.oom) out->oom = 1;
   free(tmp.p);
 }
 
 // Parameter `pname` of a Content-Type / Content-Disposition value (first match, unquoted as Python's get_param;
 // else RFC 2231 name*= or name*0=, name*1=... joined, %XX decoded, charset'lang' prefix dropped). 1 if present.
-static int get_param(const char *v, size_t n, const char *pname, sbuf *out) {
+static int get_param(const char *v, size_t n, const char *pname, lt_sbuf *out) {
   size_t pl = strlen(pname);
   const char *e = v + n, *start = param_segment_end(v, e);
   start = start < e ? start + 1 : e;
@@ -799,7 +765,7 @@ static int get_param(const char *v, size_t n, const char *pname, sbuf *out) {
   for (const char *p = start; next_param(&p, e, &ns, &ne, &vs, &ve);)
     if ((size_t)(ne - ns) == pl && !strncasecmp(ns, pname, pl)) {
       unquote_into(out, vs, ve);
-      if (!out->p) sb_put(out, "", 0);
+      if (!out->p) lt_sbuf_put(out, "", 0);
       return 1;
     }
   int found = 0;
@@ -811,7 +777,7 @@ static int get_param(const char *v, size_t n, const char *pname, sbuf *out) {
       if (q == ne) {  // name*=charset'lang'value
         if (piece) continue;
         rfc2231_piece(out, vs, ve, 1, 1);
-        if (!out->p) sb_put(out, "", 0);
+        if (!out->p) lt_sbuf_put(out, "", 0);
         return 1;
       }
       int num = 0, digits = 0, enc = 0;
@@ -830,12 +796,12 @@ static int get_param(const char *v, size_t n, const char *pname, sbuf *out) {
     if (!got) break;
     found = 1;
   }
-  if (found && !out->p) sb_put(out, "", 0);
+  if (found && !out->p) lt_sbuf_put(out, "", 0);
   return found;
 }
 
 // Content type (lower case "type/sub") of an entity; the header value stays in hv for get_param.
-static void content_type(const entity *en, const char *deflt, char *type, size_t cap, sbuf *hv) {
+static void content_type(const entity *en, const char *deflt, char *type, size_t cap, lt_sbuf *hv) {
   if (!get_header(en, "content-type", hv)) {
     snprintf(type, cap, "%s", deflt);
     hv->n = 0;
@@ -865,7 +831,7 @@ static int first_token_is(const char *v, size_t n, const char *word) {
   return s == e || is_wsp(*s) || *s == ';' || *s == '(';
 }
 
-static int is_attachment(const entity *en, sbuf *tmp) {
+static int is_attachment(const entity *en, lt_sbuf *tmp) {
   return get_header(en, "content-disposition", tmp) && first_token_is(tmp->p, tmp->n, "attachment");
 }
 
@@ -961,12 +927,12 @@ static int name_in(const char *name, const char *const *list) {
   return 0;
 }
 
-static void trim_trailing_spaces(sbuf *b) {
+static void trim_trailing_spaces(lt_sbuf *b) {
   while (b->n && b->p[b->n - 1] == ' ') b->n--;
   if (b->p) b->p[b->n] = 0;
 }
 
-static void html_break(sbuf *b, int lines) {
+static void html_break(lt_sbuf *b, int lines) {
   trim_trailing_spaces(b);
   if (!b->n) return;
   int have = 0;
@@ -975,7 +941,7 @@ static void html_break(sbuf *b, int lines) {
 }
 
 // Text between tags: entities decoded, whitespace collapsed unless in <pre>.
-static void html_text(sbuf *b, const char *p, const char *e, int pre) {
+static void html_text(lt_sbuf *b, const char *p, const char *e, int pre) {
   while (p < e) {
     char c = *p;
     if (c == '&') {
@@ -994,12 +960,12 @@ static void html_text(sbuf *b, const char *p, const char *e, int pre) {
     }
     const char *r = p + 1;
     while (r < e && *r != '&' && *r != ' ' && *r != '\t' && *r != '\n' && *r != '\r' && *r != '\f') r++;
-    sb_put(b, p, (size_t)(r - p));
+    lt_sbuf_put(b, p, (size_t)(r - p));
     p = r;
   }
 }
 
-static void html_to_text(sbuf *b, const char *s, size_t n) {
+static void html_to_text(lt_sbuf *b, const char *s, size_t n) {
   static const char *const para[] = {"p",  "h1",    "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table",
                                      "ul", "ol",    "dl", "form", "address", NULL};
   static const char *const line[] = {"div",     "tr",     "li",     "dt",    "dd",     "hr",   "center",
@@ -1121,7 +1087,7 @@ static void html_to_text(sbuf *b, const char *s, size_t n) {
 }
 
 char *lt_mail_html_to_text(const char *s, size_t n, lt_err *err) {
-  sbuf b = {0};
+  lt_sbuf b = {0};
   html_to_text(&b, s, n);
   return sb_take(&b, "converting HTML", err);
 }
@@ -1139,7 +1105,7 @@ static int space_at(const unsigned char *u, size_t n, size_t i, size_t *len) {
   return 0;
 }
 
-static void normalize(sbuf *b, const char *s, size_t n, int one_line) {
+static void normalize(lt_sbuf *b, const char *s, size_t n, int one_line) {
   const unsigned char *u = (const unsigned char *)s;
   size_t start = b->n;
   int nl = 0, sp = 0;
@@ -1170,20 +1136,20 @@ static void normalize(sbuf *b, const char *s, size_t n, int one_line) {
     }
     if (b->n > start) {
       if (nl >= 2)
-        sb_put(b, "\n\n", 2);
+        lt_sbuf_put(b, "\n\n", 2);
       else if (nl == 1)
         sb_putc(b, '\n');
       else if (sp)
         sb_putc(b, ' ');
     }
     nl = sp = 0;
-    sb_put(b, s + i, len);
+    lt_sbuf_put(b, s + i, len);
     i += len;
   }
 }
 
 char *lt_mail_normalize(const char *s, int one_line, lt_err *err) {
-  sbuf b = {0};
+  lt_sbuf b = {0};
   normalize(&b, s, strlen(s), one_line);
   return sb_take(&b, "normalising whitespace", err);
 }
@@ -1232,7 +1198,7 @@ typedef struct walk {
   entity embedded[MAX_EMBEDDED];  // message/rfc822 parts, looked into when nothing else is found
   int n_embedded;
   int defects;
-  sbuf hv, tmp;
+  lt_sbuf hv, tmp;
 } walk;
 
 // Delimiter line "--B" [ "--" ] [blanks] ? 0 no, 1 delimiter, 2 close delimiter.
@@ -1398,8 +1364,8 @@ static int sniff_meta_charset(const char *s, size_t n, char *out, size_t cap) {
 }
 
 // Transfer-decode and convert one text part; HTML becomes text. The charset used goes to cs.
-static void decode_text_part(walk *w, const entity *en, int html, sbuf *out, char *charset, size_t cap) {
-  sbuf raw = {0};
+static void decode_text_part(walk *w, const entity *en, int html, lt_sbuf *out, char *charset, size_t cap) {
+  lt_sbuf raw = {0};
   const char *bs = en->bb;
   size_t bn = (size_t)(en->be - en->bb);
   const char *data = bs;
@@ -1436,7 +1402,7 @@ static void decode_text_part(walk *w, const entity *en, int html, sbuf *out, cha
   }
   int defect = 0;
   if (html) {
-    sbuf text = {0};
+    lt_sbuf text = {0};
     put_charset(&text, data, dn, charset, &defect);
     drop_nul(&text, 0);
     if (text.oom) out->oom = 1;
@@ -1453,10 +1419,10 @@ static void decode_text_part(walk *w, const entity *en, int html, sbuf *out, cha
 
 // From: the first mailbox as "Display Name <addr>" (or "addr").
 static char *format_from(const char *v, size_t n, const char *raw_charset, lt_err *err) {
-  sbuf u = {0}, name = {0}, addr = {0}, out = {0};
+  lt_sbuf u = {0}, name = {0}, addr = {0}, out = {0};
   int d = 0;
   if (is_utf8(v, n))
-    sb_put(&u, v, n);
+    lt_sbuf_put(&u, v, n);
   else
     put_charset(&u, v, n, raw_charset, &d);
   const char *s = u.p ? u.p : "", *e = s + u.n;
@@ -1492,7 +1458,7 @@ static char *format_from(const char *v, size_t n, const char *raw_charset, lt_er
     const char *gt = memchr(lt, '>', (size_t)(e - lt));
     const char *as = lt + 1, *ae = gt ? gt : e;
     trim(&as, &ae);
-    sb_put(&addr, as, (size_t)(ae - as));
+    lt_sbuf_put(&addr, as, (size_t)(ae - as));
     ns = s;
     ne = lt;
   } else {
@@ -1549,12 +1515,12 @@ static char *format_from(const char *v, size_t n, const char *raw_charset, lt_er
         nn[l - 2] = 0;
       }
       if (*nn && *na && strcmp(nn, na) != 0) {
-        sb_puts(&out, nn);
-        sb_puts(&out, " <");
-        sb_puts(&out, na);
+        lt_sbuf_puts(&out, nn);
+        lt_sbuf_puts(&out, " <");
+        lt_sbuf_puts(&out, na);
         sb_putc(&out, '>');
       } else {
-        sb_puts(&out, *na ? na : nn);
+        lt_sbuf_puts(&out, *na ? na : nn);
       }
     }
   } else {
@@ -1594,7 +1560,7 @@ int lt_mail_parse(const char *buf, size_t len, lt_mail *m, lt_err *err) {
     entity emb = w->embedded[i];
     find_body(w, &emb, "text/plain", 1);
   }
-  sbuf body = {0};
+  lt_sbuf body = {0};
   const entity *chosen = NULL;
   char cs[64] = "";
   if (w->have_plain) {
@@ -1619,7 +1585,7 @@ int lt_mail_parse(const char *buf, size_t len, lt_mail *m, lt_err *err) {
   int rc = 0;
   m->body = sb_take(&body, "decoding the body", err);
   if (!m->body) rc = -1;
-  sbuf *hv = &w->hv;
+  lt_sbuf *hv = &w->hv;
   if (!rc) {
     if (get_header(&top, "subject", hv))
       m->subject = lt_mail_decode_header(hv->p ? hv->p : "", hv->n, cs, err);
@@ -1643,13 +1609,13 @@ int lt_mail_parse(const char *buf, size_t len, lt_mail *m, lt_err *err) {
 }
 
 char *lt_mail_record_input(const lt_mail *m, lt_err *err) {
-  sbuf b = {0};
-  sb_puts(&b, "From: ");
+  lt_sbuf b = {0};
+  lt_sbuf_puts(&b, "From: ");
   normalize(&b, m->from ? m->from : "", m->from ? strlen(m->from) : 0, 1);
-  sb_puts(&b, "\nSubject: ");
+  lt_sbuf_puts(&b, "\nSubject: ");
   normalize(&b, m->subject ? m->subject : "", m->subject ? strlen(m->subject) : 0, 1);
   size_t at = b.n;
-  sb_puts(&b, "\n\n");
+  lt_sbuf_puts(&b, "\n\n");
   size_t body_at = b.n;
   normalize(&b, m->body ? m->body : "", m->body ? strlen(m->body) : 0, 0);
   if (b.n == body_at) {

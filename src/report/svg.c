@@ -8,64 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ---- buffer ----
-
-void lt_sbuf_free(lt_sbuf *b) {
-  free(b->p);
-  memset(b, 0, sizeof *b);
-}
-
-static int reserve(lt_sbuf *b, size_t extra) {
-  if (b->oom) return -1;
-  if (extra >= SIZE_MAX / 2 - b->n) {
-    b->oom = 1;
-    return -1;
-  }
-  size_t need = b->n + extra + 1;
-  if (need <= b->cap) return 0;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < need) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) {
-    b->oom = 1;
-    return -1;
-  }
-  b->p = p;
-  b->cap = cap;
-  return 0;
-}
-
-void lt_sbuf_put(lt_sbuf *b, const char *s, size_t n) {
-  if (reserve(b, n)) return;
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-void lt_sbuf_puts(lt_sbuf *b, const char *s) { lt_sbuf_put(b, s, strlen(s)); }
-
-void lt_sbuf_printf(lt_sbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  char small[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) {
-    b->oom = 1;
-    return;
-  }
-  if ((size_t)n < sizeof small) {
-    lt_sbuf_put(b, small, (size_t)n);
-    return;
-  }
-  if (reserve(b, (size_t)n)) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)n;
-}
-
 // One UTF-8 sequence at p (NUL-terminated): its length, or 0 when invalid (overlong, surrogate, > U+10FFFF,
 // truncated). Never reads past the terminating NUL (a NUL is not a continuation byte).
 static int utf8_next(const unsigned char *p, uint32_t *cp) {

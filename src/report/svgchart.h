@@ -5,12 +5,7 @@
 #define LT_SVGCHART_H
 #include <stddef.h>
 
-// Text buffer; an allocation failure sets oom and later appends are dropped (check oom once at the end).
-typedef struct lt_sbuf { char *p; size_t n, cap; int oom; } lt_sbuf;
-void lt_sbuf_free(lt_sbuf *b);
-void lt_sbuf_put(lt_sbuf *b, const char *s, size_t n);
-void lt_sbuf_puts(lt_sbuf *b, const char *s);
-void lt_sbuf_printf(lt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include "core/core.h"  // lt_sbuf
 // s as text or attribute content for HTML and XML: & < > " ' escaped; invalid UTF-8, control characters (other
 // than tab/newline/CR) and non-characters become U+FFFD, so the output is valid UTF-8 that XML 1.0 accepts.
 // max_chars > 0 cuts after that many code points and appends an ellipsis.
