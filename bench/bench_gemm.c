@@ -42,7 +42,7 @@ int main(void) {
     uint16_t *w = malloc(sizeof(uint16_t) * (size_t)N * K);
     for (long i = 0; i < (long)M * K; i++) x[i] = (float)(i % 13) * 0.01f;
     for (long i = 0; i < (long)N * K; i++) wf[i] = (float)(i % 7) * 0.01f, w[i] = lt_f32_to_bf16(wf[i]);
-    int64_t mk = (int64_t)M * (K > N ? K : N);
+    int64_t mk = (int64_t)M * (((K > N ? K : N) + 1) & ~1);
     lt_gemm_scratch gs = {aligned_alloc(64, (lt_gemm_bf16_scratch(mk, threads) + 63) & ~(size_t)63), mk, threads};
     void *scratch = gs.buf;
     double flop = 2.0 * M * N * K, r[3];

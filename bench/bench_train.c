@@ -7,7 +7,7 @@
 // the measured steps after the warm-up steps. Prints one JSON object on stdout, per-step progress on stderr.
 //
 // Usage: bench_train --model DIR [--seq 512] [--batch 1] [--steps 3] [--warmup 1] [--seed 1234] [--dtype f32|bf16]
-//                    [--mode lora|full]
+//                    [--mode lora|full] [--grad-ckpt 0|1]
 // --dtype selects lt_model_set_compute (bf16: frozen-weight products in bf16, like PyTorch's autocast).
 // Threads come from OMP_NUM_THREADS.
 #include <math.h>
@@ -41,7 +41,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: bench_train --model DIR [--seq T=512] [--batch B=1] [--steps N=3] [--warmup W=1] "
-             "[--seed S=1234] [--dtype f32|bf16] [--mode lora|full]\n");
+             "[--seed S=1234] [--dtype f32|bf16] [--mode lora|full] [--grad-ckpt 0|1]\n");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -57,7 +57,7 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 
 int main(int argc, char **argv) {
   const char *model_dir = NULL, *dtype = "f32", *mode = "lora";
-  long T = 512, B = 1, steps = 3, warmup = 1, seed = 1234;
+  long T = 512, B = 1, steps = 3, warmup = 1, seed = 1234, ckpt = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
         return 1;
       }
     } else if (!strcmp(a, "--seed")) rc = parse_int(a, v, 0, 0x7fffffffL, &seed);
+    else if (!strcmp(a, "--grad-ckpt")) rc = parse_int(a, v, 0, 1, &ckpt);
     else {
       fprintf(stderr, "bench_train: unknown flag %s\n", a);
       usage(stderr);
@@ -114,6 +115,11 @@ int main(int argc, char **argv) {
 
   if (lt_model_set_compute(m, strcmp(dtype, "bf16") ? LT_COMPUTE_F32 : LT_COMPUTE_BF16, &err)) {
     fprintf(stderr, "bench_train: set_compute(%s): %s\n", dtype, err.msg);
+    lt_model_free(m);
+    return 1;
+  }
+  if (lt_model_set_grad_checkpointing(m, (int)ckpt, &err)) {
+    fprintf(stderr, "bench_train: gradient checkpointing: %s\n", err.msg);
     lt_model_free(m);
     return 1;
   }
@@ -175,6 +181,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < ntr; i++)
       lt_adamw_step(pw[i], pg[i], pm[i], pv[i], NULL, pn[i], 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, (int64_t)s + 1);
+    lt_model_params_updated(m);
     double dt = now_s() - ts;
     if (!isfinite(loss)) {
       fprintf(stderr, "bench_train: step %ld: loss is %f\n", s, (double)loss);
@@ -198,9 +205,9 @@ int main(int argc, char **argv) {
          "\"threads\": %d, \"tokens_per_s\": %.3f, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
          "\"peak_rss_mb\": %.1f, "
          "\"loss_first\": %.6f, \"loss_last\": %.6f, \"load_s\": %.3f, \"trainable_params\": %lld, "
-         "\"weights_dtype\": \"%s\"}\n",
+         "\"weights_dtype\": \"%s\", \"grad_ckpt\": %ld}\n",
          mode, dtype, B, T, steps, warmup, omp_get_max_threads(), (double)(B * T) / med, med, times[0], rss_mb,
-         (double)loss_first, (double)loss_last, load_s, (long long)trainable_params, info.dtype ? info.dtype : "?");
+         (double)loss_first, (double)loss_last, load_s, (long long)trainable_params, info.dtype ? info.dtype : "?", ckpt);
   fflush(stdout);
   rc = 0;
 

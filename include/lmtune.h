@@ -57,6 +57,10 @@ void lt_model_free(lt_model *m);
 
 // Choose the compute precision (default F32); call before the first forward.
 int lt_model_set_compute(lt_model *m, lt_compute c, lt_err *err);
+// Activation checkpointing (transformers' gradient_checkpointing): training keeps only each layer's input and
+// recomputes the layer's activations during backward (about one more forward pass, a fraction of the memory).
+// Off by default; gradients are the same either way.
+int lt_model_set_grad_checkpointing(lt_model *m, int on, lt_err *err);
 
 // Make parameters trainable. Full: every weight gets f32 storage and gradients. LoRA: fresh adapters as PEFT
 // initialises them (A Kaiming-uniform, B zero). Frozen: nothing trains.
@@ -90,7 +94,11 @@ int lt_model_loss(lt_model *m, const int32_t *ids, const int32_t *mask, const in
 // their count (may be NULL); with backward != 0 the gradients of (sum / denom) are accumulated. denom > 0.
 int lt_model_loss_sum(lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
                       int backward, double denom, double *loss_sum, int *n_valid, lt_err *err);
+// Zeroes the gradients. Also marks the trainable values as changed (see lt_model_params_updated).
 void lt_model_zero_grad(lt_model *m);
+// Call after changing trainable values in place (an optimizer step, loading values): under bf16 compute, the
+// bf16 copies of trainable matrices are refreshed before the next product.
+void lt_model_params_updated(lt_model *m);
 
 // Trainable parameter registry.
 int lt_model_num_params(const lt_model *m);        // all base weights

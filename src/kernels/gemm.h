@@ -9,7 +9,8 @@
 // 1 when the AVX512-BF16 path is in use (the CPU supports it and LMTUNE_NO_AVX512BF16 is not set).
 int lt_cpu_has_avx512bf16(void);
 
-// Scratch for operands up to M x K elements (M*K <= max_mk) on up to `threads` threads; callers allocate
+// Scratch for operands up to M x K elements (M * (K rounded up to even) <= max_mk) on up to `threads` threads;
+// callers allocate
 // lt_gemm_bf16_scratch(...) bytes once, outside the step loop.
 typedef struct lt_gemm_scratch {
   void *buf;
@@ -17,6 +18,9 @@ typedef struct lt_gemm_scratch {
   int threads;
 } lt_gemm_scratch;
 size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads);
+
+// dst (n) = src (n) rounded to bf16 (nearest even, NaN kept), multi-threaded for large n.
+void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
 
 // NT: y (M,N) = x (M,K) @ w^T with w (N,K) bf16 row-major (a linear layer's forward); y += ... if accumulate.
 void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,

@@ -27,9 +27,10 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static size_t panel_bytes(int K) { return align64((size_t)LT_MIN(K, KC) * NR * sizeof(float) + 64); }
 
-// activations: at most max_mk/2 + M pairs (odd K pads one per row); M <= max_mk
+// activations: M * ceil(K/2) pairs of bf16 = 2 * M * (K rounded up to even) bytes <= 2 * max_mk
+static size_t act_bytes(int64_t max_mk) { return align64((size_t)max_mk * 2 + 64); }
 size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads) {
-  return align64((size_t)max_mk * 4 + 64) + (size_t)threads * panel_bytes(KC);
+  return act_bytes(max_mk) + (size_t)threads * panel_bytes(KC);
 }
 
 // ---- operand packing ----
@@ -48,6 +49,26 @@ TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, in
     for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
     if (K & 1) ar[K] = 0;
   }
+}
+
+// dst (n) = bf16(src (n)), round to nearest even as torch; threads split the array
+TARGET_BF16 static void to_bf16_avx512(uint16_t *dst, const float *src, int64_t n) {
+  int64_t nv = n / 32 * 32;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t k = 0; k < nv; k += 32) {
+    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
+    _mm512_storeu_si512((void *)(dst + k), (__m512i)v);
+  }
+  for (int64_t k = nv; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
+}
+
+void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
+  if (lt_cpu_has_avx512bf16()) {
+    to_bf16_avx512(dst, src, n);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t k = 0; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
 }
 
 // NT: panel of columns j0.. of y = rows j0.. of w (N,K), reduction block k0..k0+kc:
@@ -203,10 +224,11 @@ TARGET_BF16 static void gemv_nt_bf16(float *y, const uint32_t *a, const uint16_t
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
   if (M <= 0 || N <= 0) return;
-  int kh = (K + 1) / 2, nb = (N + NR - 1) / NR, bf = lt_cpu_has_avx512bf16();
+  int kh = (K + 1) / 2, nb = (N + NR - 1) / NR;
+  // the bf16 copy of x needs M * 2*kh <= max_mk (the scratch contract); a caller outside it gets the f32 path
+  int bf = lt_cpu_has_avx512bf16() && (int64_t)M * 2 * kh <= s->max_mk;
   uint32_t *a = s->buf;
-  // (M * kh pairs <= M*K/2 + M <= max_mk when M*K <= max_mk and K >= 1)
-  char *panels = (char *)s->buf + align64((size_t)s->max_mk * 4 + 64);
+  char *panels = (char *)s->buf + act_bytes(s->max_mk);
   if (bf) convert_rows_bf16(a, x, M, K);
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
   if (bf && !nn && M <= GEMV_MAX_M && K > 0) {

@@ -66,7 +66,8 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // dx (N,C) += scale * dlogits w and dw (V,C) += scale * dlogits^T x. scratch: chunk * V floats.
 double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
                     float scale, float *scratch, int chunk);
-// The same with the LM head in bf16 (wbf, frozen: dw must be NULL) through the bf16 GEMM; w unused then.
+// The same with the LM head's products in bf16 (wbf: its bf16 values) through the bf16 GEMM; dw, when given, is
+// still computed in f32 from x and the f32 dlogits.
 double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
                        const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
                        float *scratch, int chunk);

@@ -18,14 +18,14 @@ static int ce_chunk_rows(int64_t N, int V) { return (int)LT_MIN(N, LT_MAX(64, (3
 // x (N,in), W (out,in) -> y (N,out) (+)= x W^T
 void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (gs && gs->buf && w->bf && !w->g) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
+  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
   else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
 }
 
 // dy (N,out) -> dx (N,in) += dy W
 void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (gs && gs->buf && w->bf && !w->g) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, 1, gs);
+  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, 1, gs);
   else lt_linear_backward(dx, NULL, NULL, dy, NULL, w->w, N, in, out);
 }
 
@@ -42,10 +42,12 @@ void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N) {
   }
 }
 
+static int64_t even(int64_t k) { return (k + 1) & ~(int64_t)1; }
+
 int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk) {
   const lt_config *c = &m->cfg;
-  int64_t k = LT_MAX(LT_MAX(c->hidden, c->heads * c->head_dim), c->ffn);
-  return LT_MAX((int64_t)rows * k, (int64_t)ce_chunk * LT_MAX(c->vocab, c->hidden));
+  int64_t k = even(LT_MAX(LT_MAX(c->hidden, c->heads * c->head_dim), c->ffn));
+  return LT_MAX((int64_t)rows * k, (int64_t)ce_chunk * even(LT_MAX(c->vocab, c->hidden)));
 }
 
 
@@ -61,8 +63,16 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   int64_t N = (int64_t)B * T, C = c->hidden, D = c->head_dim, HD = (int64_t)c->heads * D,
           KVD = (int64_t)c->kv_heads * D, F = c->ffn, r = lt_lora_max_r(m);
   int64_t maxin = LT_MAX(LT_MAX(C, HD), F);
+  // With activation checkpointing every layer keeps only its input; the other activations live in one set that
+  // each layer's forward overwrites (and backward refills by recomputing the layer).
   for (int l = 0; l < c->layers; l++) {
     lt_layer_acts *a = &ws->acts[l];
+    if (m->grad_ckpt && l > 0) {
+      float *x_in = lt_carve(cv, FL(N * C));
+      *a = ws->acts[0];
+      a->x_in = x_in;
+      continue;
+    }
     a->x_in = lt_carve(cv, FL(N * C));
     a->x_mid = lt_carve(cv, FL(N * C));
     a->rstd1 = lt_carve(cv, FL(N));
@@ -88,7 +98,7 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   ws->rstdf = lt_carve(cv, FL(N));
   ws->xn = lt_carve(cv, FL(N * C));
   ws->h = lt_carve(cv, FL(N * F));
-  ws->drop = lt_carve(cv, FL(N * maxin));
+  ws->drop = lt_lora_has_dropout(m) ? lt_carve(cv, FL(N * maxin)) : NULL;  // LoRA dropout's masked input
   ws->att_scratch = lt_carve(cv, FL(lt_attention_scratch(T, T)));
   ws->ce_chunk = ce_chunk_rows(N, c->vocab);
   ws->ce_scratch = lt_carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
@@ -114,7 +124,9 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
 int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   lt_workspace *ws = &m->ws;
   int threads = omp_get_max_threads();
-  if (ws->block && ws->B == B && ws->T == T && ws->threads == threads) return 0;
+  if (ws->block && ws->B == B && ws->T == T && ws->threads == threads && ws->ckpt == m->grad_ckpt &&
+      ws->has_drop == lt_lora_has_dropout(m))
+    return 0;
   lt_ws_free(ws);
   ws->acts = lt_alloc(sizeof(lt_layer_acts) * (size_t)m->cfg.layers, err);
   if (!ws->acts) return -1;
@@ -130,6 +142,8 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   ws->B = B;
   ws->T = T;
   ws->threads = threads;
+  ws->ckpt = m->grad_ckpt;
+  ws->has_drop = lt_lora_has_dropout(m);
   ws->bytes = (int64_t)cv.off;
   return 0;
 }
@@ -325,7 +339,7 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
     }
   if (backward) memset(ws->dx, 0, FL((int64_t)n_valid * C));
   const lt_param *hw = m->lm_head;
-  const uint16_t *hbf = ws->gemm.buf && hw->bf && !hw->g ? hw->bf : NULL;
+  const uint16_t *hbf = ws->gemm.buf && hw->bf && (!hw->g || hw->bf_shadow) ? hw->bf : NULL;
   double sum = lt_lmhead_ce_ex(backward ? ws->dx : NULL, backward ? hw->g : NULL, ws->xn, hw->w, hbf, &ws->gemm,
                                ws->targets, n_valid, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
   *loss_sum = sum;
@@ -335,7 +349,14 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
     for (int i = 0; i < N; i++) ws->pos[i] = i % T;  // restored: layer backward applies RoPE at these positions
     memset(ws->dx, 0, FL((int64_t)N * C));
     lt_rmsnorm_backward(ws->dx, m->norm->g, ws->dxn, ws->x_out, m->norm->w, ws->rstdf, N, C);
-    for (int l = c->layers - 1; l >= 0; l--) layer_backward(m, l, &ws->acts[l], B, T);
+    for (int l = c->layers - 1; l >= 0; l--) {
+      // checkpointing: refill the shared activations from the layer's input (the last layer's are still there);
+      // ws->x_out is free once the final norm's backward has run
+      if (m->grad_ckpt && l + 1 < c->layers)
+        lt_layer_forward(m, l, &ws->acts[l], ws->x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h,
+                         ws->att_scratch, ws->drop, &ws->gemm, 1);
+      layer_backward(m, l, &ws->acts[l], B, T);
+    }
     if (m->embed->g) {  // transformers' nn.Embedding(padding_idx=pad_token_id) gives the pad row no gradient
       for (int i = 0; i < N; i++)
         if (ids[i] != c->pad_id) lt_add_inplace(m->embed->g + (int64_t)ids[i] * C, ws->dx + (int64_t)i * C, C);

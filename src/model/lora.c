@@ -60,7 +60,7 @@ static int own_values(lt_model *m, lt_param *p, const float *vals, lt_err *err) 
   }
   if (p->bf_owned) lt_free((void *)p->bf);
   p->bf = NULL;
-  p->bf_owned = 0;
+  p->bf_owned = p->bf_shadow = 0;
   m->views_ready = 0;
   return 0;
 }
@@ -131,6 +131,8 @@ int lt_lora_alloc(lt_model *m, const lt_lora_config *cfg, lt_err *err) {
     }
   return 0;
 }
+
+int lt_lora_has_dropout(const lt_model *m) { return m->lora_cfg.dropout > 0.0f; }
 
 const float *lt_lora_dropout(const lt_model *m, int l, int proj, const float *x, float *out, int N, int in, int train) {
   float p = m->lora_cfg.dropout;

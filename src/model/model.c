@@ -67,20 +67,51 @@ static int bind(lt_model *m, lt_param *p, const char *name, int64_t d0, int64_t 
   return 0;
 }
 
-// Views the current compute and train modes need: f32 for norms and biases, trainable weights and f32 compute;
-// bf16 for frozen matrices under bf16 compute. Conversions happen once; mapped views cost nothing.
-int lt_model_prepare(lt_model *m, lt_err *err) {
-  if (m->views_ready) return 0;
+// bf16 copies of trainable matrices (bf16 compute): products use them as autocast uses its per-step casts.
+static void refresh_shadows(lt_model *m) {
   for (int i = 0; i < m->nparams; i++) {
     lt_param *p = &m->params[i];
+    if (!p->bf_shadow) continue;
+    lt_f32_to_bf16_n((uint16_t *)p->bf, p->w, p->numel);
+  }
+  m->bf_stale = 0;
+}
+
+void lt_model_params_updated(lt_model *m) { m->bf_stale = 1; }
+
+// Views the current compute and train modes need: f32 for norms and biases, trainable weights and f32 compute;
+// bf16 for frozen matrices under bf16 compute, plus bf16 copies of trainable matrices (refreshed after updates).
+// Conversions of frozen weights happen once; mapped views cost nothing.
+int lt_model_prepare(lt_model *m, lt_err *err) {
+  if (m->views_ready) {
+    if (m->bf_stale) refresh_shadows(m);
+    return 0;
+  }
+  for (int i = 0; i < m->nparams; i++) {
+    lt_param *p = &m->params[i];
+    int shadow = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && p->g;
     int want_bf = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && !p->g;
     int want_f32 = !want_bf;
+    if (!shadow && p->bf_shadow) {  // no longer trained in bf16: drop the copy
+      lt_free((void *)p->bf);
+      p->bf = NULL;
+      p->bf_owned = p->bf_shadow = 0;
+    }
     if (!p->w && !p->st) return lt_errf(err, "%s: weight \"%s\" has no values", m->dir, p->name);
     if (want_f32 && !p->w) {
       p->w = lt_alloc((size_t)p->numel * sizeof(float), err);
       if (!p->w) return lt_err_prefix(err, "%s", p->name);
       p->owned = 1;
       if (lt_tensor_to_f32(p->st, p->w, err)) return lt_err_prefix(err, "%s", m->dir);
+    }
+    if (shadow) {
+      if (!p->bf_shadow) {
+        if (p->bf_owned) lt_free((void *)p->bf);
+        p->bf = lt_alloc((size_t)p->numel * sizeof(uint16_t), err);
+        if (!p->bf) return lt_err_prefix(err, "bf16 copy of %s", p->name);
+        p->bf_owned = p->bf_shadow = 1;
+      }
+      continue;
     }
     if (want_bf && !p->bf) {
       uint16_t *b = lt_alloc((size_t)p->numel * sizeof(uint16_t), err);
@@ -103,6 +134,7 @@ int lt_model_prepare(lt_model *m, lt_err *err) {
       }
     }
   }
+  refresh_shadows(m);
   m->views_ready = 1;
   return 0;
 }
@@ -115,6 +147,15 @@ int lt_model_set_compute(lt_model *m, lt_compute c, lt_err *err) {
     lt_ws_free(&m->ws);
   }
   return lt_model_prepare(m, err);
+}
+
+int lt_model_set_grad_checkpointing(lt_model *m, int on, lt_err *err) {
+  (void)err;
+  if (!!on != m->grad_ckpt) {
+    m->grad_ckpt = !!on;
+    lt_ws_free(&m->ws);
+  }
+  return 0;
 }
 
 static int load_weights(lt_model *m, lt_err *err) {
@@ -298,6 +339,7 @@ int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_confi
 }
 
 void lt_model_zero_grad(lt_model *m) {
+  m->bf_stale = 1;  // a new step: values may have changed since the last forward
   for (int i = 0; i < m->ntrain; i++) memset(m->train[i].g, 0, (size_t)m->train[i].numel * sizeof(float));
 }
 

@@ -46,6 +46,7 @@ typedef struct lt_param {
   int owned;               // w is ours to free
   const uint16_t *bf;      // bf16 values for bf16 compute: the mapping itself (BF16) or an owned copy
   int bf_owned;
+  int bf_shadow;           // bf is a bf16 copy of the trainable f32 w, refreshed before use when m->bf_stale
   float *g;                // gradient (full fine-tuning only)
 } lt_param;
 
@@ -99,6 +100,7 @@ typedef struct lt_layer_acts {
 typedef struct lt_workspace {
   int B, T;           // shape the training buffers were sized for
   int threads;        // OpenMP threads the per-thread scratch was sized for
+  int ckpt, has_drop; // sized for activation checkpointing / with the LoRA dropout buffer
   int64_t bytes;
   lt_layer_acts *acts;  // per layer
   float *x_out, *xnf, *rstdf;  // final residual, final norm output, its rstd
@@ -125,7 +127,9 @@ struct lt_model {
   lt_layer *layer;
   float *inv_freq;
   lt_compute compute;
+  int grad_ckpt;    // activation checkpointing (lt_model_set_grad_checkpointing)
   int views_ready;  // f32/bf16 views match compute and train mode
+  int bf_stale;     // trainable values changed since their bf16 copies were made
   lt_train_mode mode;
   lt_lora_config lora_cfg;
   lt_lora *loras;  // layers * 7 slots, r == 0 when absent
@@ -176,6 +180,7 @@ int lt_lora_max_r(const lt_model *m);  // largest adapter rank (0 without LoRA)
 int lt_lora_alloc(lt_model *m, const lt_lora_config *cfg, lt_err *err);
 void lt_lora_free(lt_model *m);
 int lt_registry_build(lt_model *m, lt_err *err);
+int lt_lora_has_dropout(const lt_model *m);  // training applies LoRA dropout (needs the workspace's drop buffer)
 // Apply dropout for (layer, proj) to x (N,in) into out; returns out, or x itself when no dropout.
 const float *lt_lora_dropout(const lt_model *m, int l, int proj, const float *x, float *out, int N, int in, int train);
 

@@ -83,6 +83,7 @@ static const key_def keys[] = {
     {"load_best_model_at_end", K_BOOL, A_(load_best_model_at_end), 0, 1},
     {"metric_for_best_model", K_METRIC, A_(metric_for_best_model), 0, 0},
     {"bf16", K_BOOL, A_(bf16), 0, 1},
+    {"gradient_checkpointing", K_BOOL, A_(gradient_checkpointing), 0, 1},
     {"threads", K_INT, A_(threads), 0, 4096},
     {"plot_loss", K_BOOL, A_(plot_loss), 0, 1},
     {"report_to", K_REPORT, A_(report_to_tensorboard), 0, 0},

@@ -190,6 +190,7 @@ static int setup_model(trainer *t, lt_err *err) {
   }
   lt_model *m = t->m;
   if (a->bf16 && lt_model_set_compute(m, LT_COMPUTE_BF16, err)) return -1;
+  if (lt_model_set_grad_checkpointing(m, a->gradient_checkpointing, err)) return -1;
   if (a->finetuning_type == LT_FT_LORA) {
     if (a->adapter_name_or_path[0]) {
       if (lt_model_load_adapter(m, a->adapter_name_or_path, err)) return -1;
@@ -948,6 +949,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
       }
       lr_used = lt_sched_lr(&t->sched, t->st.global_step);  // the lr of this step; logged as transformers does
       lt_optim_step(t->opt, lr_used);
+      lt_model_params_updated(t->m);
       t->tr_loss += step_loss;
       t->tokens_session += tokens;
       t->st.num_input_tokens_seen += tokens;

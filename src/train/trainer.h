@@ -52,6 +52,7 @@ typedef struct lt_train_args {
   int load_best_model_at_end;
   char metric_for_best_model[32];  // only eval_loss
   int bf16, threads;
+  int gradient_checkpointing;  // recompute each layer's activations in backward
   int plot_loss, report_to_tensorboard;
   int eval_strategy, save_strategy;  // LT_STRATEGY_*: "steps" (default), "no", "epoch"
   char additional_target[128];         // lora: whole modules trained beside the adapter (embed_tokens, lm_head)

@@ -18,8 +18,9 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int64_t i = 0; i < (int64_t)M * K; i++) x[i] = frand(&s);
   for (int64_t i = 0; i < (int64_t)N * K; i++) w[i] = lt_f32_to_bf16(frand(&s));
   for (int64_t i = 0; i < (int64_t)M * N; i++) y[i] = accumulate ? 0.5f : 12345.0f;
-  size_t sb = lt_gemm_bf16_scratch((int64_t)M * K, omp_get_max_threads());
-  lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), (int64_t)M * K, omp_get_max_threads()};
+  int64_t mk = (int64_t)M * ((K + 1) & ~1);  // the scratch contract: K rounded up to even
+  size_t sb = lt_gemm_bf16_scratch(mk, omp_get_max_threads());
+  lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), mk, omp_get_max_threads()};
   void *scratch = gs.buf;
   if (nn) lt_gemm_bf16_nn(y, x, w, M, N, K, accumulate, &gs);  // w viewed as (K, N)
   else lt_gemm_bf16_nt(y, x, w, M, N, K, accumulate, &gs);     // w viewed as (N, K)
@@ -44,6 +45,27 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   free(scratch);
 }
 
+// the array conversion equals the scalar rounding (normal numbers, ties, infinities, NaN stays NaN)
+static void check_convert(void) {
+  enum { n = 100003 };
+  float *x = malloc(sizeof(float) * n);
+  uint16_t *b = malloc(sizeof(uint16_t) * n);
+  uint64_t s = 99;
+  for (int i = 0; i < n; i++) x[i] = frand(&s) * (float)(1 << (i % 20));
+  x[5] = 1.00390625f;  // exactly halfway between two bf16 values: ties to even
+  x[6] = 1.01171875f;
+  x[7] = INFINITY;
+  x[8] = -INFINITY;
+  x[9] = NAN;
+  lt_f32_to_bf16_n(b, x, n);
+  int bad = 0;
+  for (int i = 0; i < n; i++)
+    if (i == 9 ? !isnan(lt_bf16_to_f32(b[i])) : b[i] != lt_f32_to_bf16(x[i])) bad++;
+  CHECK_MSG(bad == 0, "lt_f32_to_bf16_n: %d of %d values differ from lt_f32_to_bf16", bad, n);
+  free(x);
+  free(b);
+}
+
 int main(void) {
   static const int shapes[][3] = {{1, 1, 1},   {1, 64, 32},  {6, 64, 64},    {7, 65, 33},
                                   {13, 130, 95}, {32, 200, 17}, {5, 3, 300},  {50, 128, 896}, {7, 70, 4501},
@@ -56,6 +78,7 @@ int main(void) {
     }
     if (path == 1) setenv("LMTUNE_NO_AVX512BF16", "1", 1);
     CHECK(lt_cpu_has_avx512bf16() == (path == 0));
+    check_convert();
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
       for (int nn = 0; nn < 2; nn++)
         for (int acc = 0; acc < 2; acc++) run(shapes[i][0], shapes[i][1], shapes[i][2], nn, acc, path == 0);

@@ -127,6 +127,75 @@ static void check_loss_and_grads(lt_model *m, const batch *bt, const lt_st_file 
   }
 }
 
+// Largest relative error of the trainable gradients against the reference's PREFIX<name> tensors.
+static double worst_grad_err(const lt_model *m, const lt_st_file *rf, const char *prefix) {
+  double worst = 0;
+  for (int i = 0; i < lt_model_num_trainable(m); i++) {
+    const char *tn;
+    float *g;
+    int64_t numel;
+    lt_model_trainable(m, i, &tn, NULL, &g, &numel, NULL);
+    char key[256];
+    snprintf(key, sizeof key, "%s%s", prefix, tn);
+    const lt_st_tensor *gt = lt_st_find(rf, key);
+    if (!gt || gt->numel != numel) continue;
+    float *gw = f32_of(gt);
+    worst = fmax(worst, rel_err(g, gw, numel));
+    free(gw);
+  }
+  return worst;
+}
+
+// Activation checkpointing recomputes each layer with the same kernels and the same dropout stream, so the loss
+// and every gradient are bit-identical to a run that keeps all activations.
+static void check_ckpt(const char *dir, const batch *bt, const char *name, lt_train_mode mode, float dropout,
+                       lt_compute comp) {
+  lt_err err;
+  lt_model *m[2];
+  float loss[2];
+  lt_lora_config lc = {4, 8.0f, dropout, 0, 0, 7};
+  CHECK(lt_lora_parse_targets("all", &lc.targets, &err) == 0);
+  for (int k = 0; k < 2; k++) {
+    int rc = lt_model_load(&m[k], dir, &err);
+    CHECK_MSG(rc == 0, "%s: %s", name, err.msg);
+    if (rc) {
+      if (k) lt_model_free(m[0]);
+      return;
+    }
+    CHECK(lt_model_set_compute(m[k], comp, &err) == 0);
+    CHECK(lt_model_set_train_mode(m[k], mode, &lc, &err) == 0);
+    CHECK(lt_model_set_grad_checkpointing(m[k], k, &err) == 0);
+    if (mode == LT_TRAIN_LORA)  // non-zero B, so that every LoRA path carries gradient
+      for (int i = 0; i < lt_model_num_trainable(m[k]); i++) {
+        float *w;
+        int64_t n;
+        lt_model_trainable(m[k], i, NULL, &w, NULL, &n, NULL);
+        for (int64_t j = 0; j < n; j++)
+          if (w[j] == 0.0f) w[j] = 0.01f * (float)((j * 7 + (int64_t)i) % 13 - 6);
+      }
+    lt_model_zero_grad(m[k]);
+    rc = lt_model_loss(m[k], bt->ids, bt->mask, bt->labels, bt->B, bt->T, 1, &loss[k], &err);
+    CHECK_MSG(rc == 0, "%s ckpt=%d: %s", name, k, err.msg);
+  }
+  CHECK_MSG(loss[0] == loss[1], "%s checkpointing: loss %.9g vs %.9g", name, loss[0], loss[1]);
+  int n = lt_model_num_trainable(m[0]), diff = 0;
+  CHECK(n == lt_model_num_trainable(m[1]) && n > 0);
+  for (int i = 0; i < n && i < lt_model_num_trainable(m[1]); i++) {
+    float *g0, *g1;
+    int64_t n0, n1;
+    const char *tn;
+    lt_model_trainable(m[0], i, &tn, NULL, &g0, &n0, NULL);
+    lt_model_trainable(m[1], i, NULL, NULL, &g1, &n1, NULL);
+    if (n0 != n1 || memcmp(g0, g1, sizeof(float) * (size_t)n0)) {
+      if (!diff++) fprintf(stderr, "  %s: first differing gradient %s\n", name, tn);
+    }
+  }
+  CHECK_MSG(diff == 0, "%s checkpointing (mode %d, dropout %g, compute %d): %d gradients differ", name, (int)mode,
+            (double)dropout, (int)comp, diff);
+  lt_model_free(m[0]);
+  lt_model_free(m[1]);
+}
+
 static void run_fixture(const char *name) {
   char dir[1024], path[1200];
   snprintf(dir, sizeof dir, "%s/%s", FIX, name);
@@ -203,20 +272,7 @@ static void run_fixture(const char *name) {
     CHECK(lt_model_loss(m, bt.ids, bt.mask, bt.labels, bt.B, bt.T, 1, &loss, &err) == 0);
     memcpy(&want, ref(&rf, "lora_loss")->data, 4);
     CHECK_MSG(fabs(loss - want) <= 1e-2 * fabs(want), "%s bf16 loss %.6g vs %.6g", name, loss, want);
-    double worst = 0;
-    for (int i = 0; i < lt_model_num_trainable(m); i++) {
-      const char *tn;
-      float *g;
-      int64_t numel;
-      lt_model_trainable(m, i, &tn, NULL, &g, &numel, NULL);
-      char key[256];
-      snprintf(key, sizeof key, "lora_grad.%s", tn);
-      const lt_st_tensor *gt = lt_st_find(&rf, key);
-      if (!gt || gt->numel != numel) continue;
-      float *gw = f32_of(gt);
-      worst = fmax(worst, rel_err(g, gw, numel));
-      free(gw);
-    }
+    double worst = worst_grad_err(m, &rf, "lora_grad.");
     CHECK_MSG(worst <= 5e-2, "%s bf16 LoRA gradient rel error %g > 5e-2", name, worst);
     fprintf(stderr, "  bf16 compute: logits max abs %.2e (max |logit| %.2f), loss rel %.2e, worst LoRA grad rel %.2e\n",
             e, big, fabs(loss - want) / fabs(want), worst);
@@ -224,6 +280,38 @@ static void run_fixture(const char *name) {
     free(want_l);
   }
   lt_model_free(m);
+
+  // full fine-tuning under bf16 compute: products use bf16 copies of the trainable matrices (the same tolerance
+  // as above), refreshed after the values change
+  CHECK(lt_model_load(&m, dir, &err) == 0);
+  CHECK(lt_model_set_compute(m, LT_COMPUTE_BF16, &err) == 0);
+  CHECK(lt_model_set_train_mode(m, LT_TRAIN_FULL, NULL, &err) == 0);
+  lt_model_zero_grad(m);
+  CHECK(lt_model_loss(m, bt.ids, bt.mask, bt.labels, bt.B, bt.T, 1, &loss, &err) == 0);
+  memcpy(&want, ref(&rf, "loss")->data, 4);
+  CHECK_MSG(fabs(loss - want) <= 1e-2 * fabs(want), "%s bf16 full loss %.6g vs %.6g", name, loss, want);
+  double worst = worst_grad_err(m, &rf, "full_grad.");
+  CHECK_MSG(worst <= 5e-2, "%s bf16 full gradient rel error %g > 5e-2", name, worst);
+  for (int i = 0; i < lt_model_num_trainable(m); i++) {  // change every matrix: w -> 3 w
+    float *w;
+    int64_t numel, shape[2];
+    lt_model_trainable(m, i, NULL, &w, NULL, &numel, shape);
+    if (shape[1] > 1)
+      for (int64_t k = 0; k < numel; k++) w[k] *= 3.0f;
+  }
+  lt_model_params_updated(m);
+  float before = loss, after, f32;
+  CHECK(lt_model_loss(m, bt.ids, bt.mask, bt.labels, bt.B, bt.T, 0, &after, &err) == 0);
+  CHECK(lt_model_set_compute(m, LT_COMPUTE_F32, &err) == 0);
+  CHECK(lt_model_loss(m, bt.ids, bt.mask, bt.labels, bt.B, bt.T, 0, &f32, &err) == 0);
+  CHECK_MSG(fabs(f32 - before) > 0.05 * fabs(before), "%s: scaling the weights should change the loss", name);
+  CHECK_MSG(fabs(after - f32) <= 1e-2 * fabs(f32), "%s bf16 full after an update: loss %.6g vs f32 %.6g", name,
+            after, f32);
+  lt_model_free(m);
+
+  check_ckpt(dir, &bt, name, LT_TRAIN_LORA, 0.0f, LT_COMPUTE_F32);
+  check_ckpt(dir, &bt, name, LT_TRAIN_LORA, 0.25f, LT_COMPUTE_BF16);
+  check_ckpt(dir, &bt, name, LT_TRAIN_FULL, 0.0f, LT_COMPUTE_F32);
   free(bt.ids);
   free(bt.mask);
   free(bt.labels);
