@@ -54,7 +54,9 @@ results=$logs/results.jsonl
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lmtune-bench-sft.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 status=0
-export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS
+# each side with its best OpenMP wait policy: lmtune the default, HF/PyTorch PASSIVE
+export OMP_NUM_THREADS=$THREADS
+unset OMP_WAIT_POLICY
 
 # run NAME IMPL DTYPE CMD...: runs CMD under the measuring wrapper (wall time, peak RSS via wait4), appends the
 # merged JSON (or a failure record) to $results.
@@ -82,15 +84,15 @@ lm_args=(--model_name_or_path "$model" --dataset "$data" --finetuning_type lora 
   --lora_dropout 0 --lora_target all --learning_rate 1e-4 --lr_scheduler_type linear --warmup_steps 0
   --weight_decay 0 --max_grad_norm 1.0 --optim adamw_torch --per_device_train_batch_size "$BATCH"
   --gradient_accumulation_steps 1 --num_train_epochs 1 --max_steps "$STEPS" --logging_steps 1 --save_steps 0
-  --disable_shuffling true --cutoff_len 4096 --threads "$THREADS" --report_to none --plot_loss false)
+  --disable_shuffling true --cutoff_len 4096 --threads "$THREADS" --report_to none --plot_loss false --plan false)
 run lmtune_bf16 lmtune bf16 "$bin" train "${lm_args[@]}" --bf16 true --output_dir "$tmp/lmtune_bf16"
 run lmtune_f32 lmtune f32 "$bin" train "${lm_args[@]}" --bf16 false --output_dir "$tmp/lmtune_f32"
 hf_args=(--model "$model" --data "$data" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS")
-run hf_f32 hf f32 "$py" "$ref" hf "${hf_args[@]}" --dtype f32 --out "$tmp/hf_f32"
-run hf_bf16 hf bf16 "$py" "$ref" hf "${hf_args[@]}" --dtype bf16 --out "$tmp/hf_bf16"
+run hf_f32 hf f32 env OMP_WAIT_POLICY=PASSIVE "$py" "$ref" hf "${hf_args[@]}" --dtype f32 --out "$tmp/hf_f32"
+run hf_bf16 hf bf16 env OMP_WAIT_POLICY=PASSIVE "$py" "$ref" hf "${hf_args[@]}" --dtype bf16 --out "$tmp/hf_bf16"
 
 "$py" "$ref" report "$results" "$out/sft-$stamp.json" shape="$SHAPE" model="$model" data="$data" \
   examples="$n" tokens="$tokens" min_len="$MIN_LEN" max_len="$MAX_LEN" batch="$BATCH" steps="$STEPS" \
-  threads="$THREADS" omp_wait_policy=PASSIVE lora="r16 alpha32 dropout0 q,k,v,o,gate,up,down" \
+  threads="$THREADS" omp_wait_policy="lmtune default, hf PASSIVE" lora="r16 alpha32 dropout0 q,k,v,o,gate,up,down" \
   optim="adamw lr1e-4 linear wd0 clip1.0" || status=1
 exit $status

@@ -28,6 +28,17 @@ int lt_cmd_logits(int argc, char **argv);
 int lt_cmd_generate(int argc, char **argv);
 int lt_cmd_export(int argc, char **argv);
 int lt_cmd_train(int argc, char **argv);           // cmd_train.c
+int lt_cmd_plan(int argc, char **argv);            // cmd_plan.c
+// cmd_train.c: [config.yaml] [--key value | --key=value ...] into *a (then checked). extra (may be NULL) sees each
+// key first: returns 1 when it took the key, 0 to leave it to the training arguments, -1 after printing an error.
+// cmd_train.c: --help / -h prints usage to stdout (LT_EXIT_OK), no arguments prints it to stderr (LT_EXIT_USAGE);
+// otherwise -1: go on parsing.
+#include <stdio.h>
+int lt_cli_help(int argc, char **argv, void (*usage)(FILE *));
+struct lt_train_args;
+typedef int (*lt_cli_extra_key)(void *ud, const char *key, const char *value);
+int lt_cli_train_args(const char *verb, int argc, char **argv, struct lt_train_args *a, lt_cli_extra_key extra,
+                      void *ud);
 int lt_cmd_tokenize(int argc, char **argv);        // cmd_tokenize.c
 int lt_cmd_detokenize(int argc, char **argv);      // cmd_tokenize.c
 int lt_cmd_chat_template(int argc, char **argv);   // cmd_chat_template.c

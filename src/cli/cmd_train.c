@@ -91,18 +91,15 @@ static void usage(FILE *fp) {
           "  num_train_epochs, max_steps, lr_scheduler_type, warmup_ratio, warmup_steps, optim (adamw_torch|sgd),\n"
           "  weight_decay, adam_beta1, adam_beta2, adam_epsilon, amsgrad, momentum, max_grad_norm, seed,\n"
           "  resume_from_checkpoint (true|PATH), disable_shuffling, early_stopping_patience,\n"
-          "  early_stopping_threshold, load_best_model_at_end, bf16, threads, plot_loss, report_to\n"
+          "  early_stopping_threshold, load_best_model_at_end, bf16, gradient_checkpointing, threads, plot_loss,\n"
+          "  report_to, plan (print lmtune plan's prediction first; default true)\n"
           "Outputs in output_dir: the adapter (PEFT) or model (HF folder), checkpoint-N/, trainer_state.json,\n"
           "metrics.jsonl, runs/ (TensorBoard), training_loss.svg, training_args.yaml, train_results.json and\n"
           "all_results.json (written last: its presence marks a finished run).\n"
           "Ctrl-C saves a checkpoint and stops (exit 130); resume with --resume_from_checkpoint true.\n");
 }
 
-int lt_cmd_train(int argc, char **argv) {
-  lt_train_args a;
-  lt_train_args_default(&a);
-  lt_err err;
-  int first_flag = 0;
+int lt_cli_help(int argc, char **argv, void (*usage)(FILE *)) {
   for (int i = 0; i < argc; i++)
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
@@ -112,26 +109,32 @@ int lt_cmd_train(int argc, char **argv) {
     usage(stderr);
     return LT_EXIT_USAGE;
   }
-  if (strncmp(argv[0], "--", 2) != 0) {
-    if (lt_train_args_load_yaml(&a, argv[0], &err)) {
-      fprintf(stderr, "lmtune train: %s\n", err.msg);
-      return LT_EXIT_USAGE;
+  return -1;
+}
+
+int lt_cli_train_args(const char *verb, int argc, char **argv, lt_train_args *a, lt_cli_extra_key extra, void *ud) {
+  lt_err err;
+  int first_flag = 0;
+  if (argc > 0 && strncmp(argv[0], "--", 2) != 0) {
+    if (lt_train_args_load_yaml(a, argv[0], &err)) {
+      fprintf(stderr, "lmtune %s: %s\n", verb, err.msg);
+      return -1;
     }
     first_flag = 1;
   }
   for (int i = first_flag; i < argc; i++) {
     const char *arg = argv[i];
     if (strncmp(arg, "--", 2) != 0 || !arg[2]) {
-      fprintf(stderr, "lmtune train: unexpected argument \"%s\" (options are --key value; the YAML file comes first)\n",
-              arg);
-      return LT_EXIT_USAGE;
+      fprintf(stderr, "lmtune %s: unexpected argument \"%s\" (options are --key value; the YAML file comes first)\n",
+              verb, arg);
+      return -1;
     }
     char key[128];
     const char *val, *eq = strchr(arg, '=');
     size_t kn = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
     if (kn >= sizeof key) {
-      fprintf(stderr, "lmtune train: option \"%.60s...\" is too long\n", arg);
-      return LT_EXIT_USAGE;
+      fprintf(stderr, "lmtune %s: option \"%.60s...\" is too long\n", verb, arg);
+      return -1;
     }
     memcpy(key, arg + 2, kn);
     key[kn] = 0;
@@ -140,15 +143,27 @@ int lt_cmd_train(int argc, char **argv) {
     if (eq) val = eq + 1;
     else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
     else val = "true";  // a bare flag: --skip_bad_records
-    if (lt_train_args_set(&a, key, val, &err)) {
-      fprintf(stderr, "lmtune train: --%s: %s\n", key, err.msg);
-      return LT_EXIT_USAGE;
+    int taken = extra ? extra(ud, key, val) : 0;
+    if (taken < 0) return -1;
+    if (!taken && lt_train_args_set(a, key, val, &err)) {
+      fprintf(stderr, "lmtune %s: --%s: %s\n", verb, key, err.msg);
+      return -1;
     }
   }
-  if (lt_train_args_check(&a, &err)) {
-    fprintf(stderr, "lmtune train: %s\n", err.msg);
-    return LT_EXIT_USAGE;
+  if (lt_train_args_check(a, &err)) {
+    fprintf(stderr, "lmtune %s: %s\n", verb, err.msg);
+    return -1;
   }
+  return 0;
+}
+
+int lt_cmd_train(int argc, char **argv) {
+  lt_train_args a;
+  lt_train_args_default(&a);
+  lt_err err;
+  int ex = lt_cli_help(argc, argv, usage);
+  if (ex >= 0) return ex;
+  if (lt_cli_train_args("train", argc, argv, &a, NULL, NULL)) return LT_EXIT_USAGE;
   ui u = {isatty(fileno(stderr)), 0, 0};
   lt_train_hooks hooks = {&u, on_progress, on_log, on_message};
   struct sigaction sa;

@@ -14,6 +14,7 @@ static const struct {
     {"generate", lt_cmd_generate, "generate token ids after a prompt (greedy or sampled)"},
     {"export", lt_cmd_export, "merge a LoRA adapter into the base model and write a Hugging Face folder"},
     {"train", lt_cmd_train, "fine-tune (LoRA, full, freeze): lmtune train [config.yaml] [--key value]"},
+    {"plan", lt_cmd_plan, "predict a run's tokens/s, time and peak memory: lmtune plan [config.yaml] [--key value]"},
     {"data", lt_cmd_data, "build SFT examples (chat template + tokenizer) as pre-tokenized JSONL: lmtune data sft ..."},
     {"tokenize", lt_cmd_tokenize, "text (stdin lines or JSONL) to token ids with a tokenizer.json"},
     {"detokenize", lt_cmd_detokenize, "token ids (stdin) back to text"},

@@ -215,13 +215,15 @@ static int load_weights(lt_model *m, lt_err *err) {
 }
 
 // Load (fresh == 0: config.json + safetensors) or create (fresh: config.json only, weights zeroed) a model.
-static int model_open(lt_model **out, const char *dir, int fresh, lt_err *err) {
+// layers > 0 (fresh models only): keep the first `layers` decoder layers of the config
+static int model_open(lt_model **out, const char *dir, int fresh, int layers, lt_err *err) {
   *out = NULL;
   lt_model *m = lt_alloc(sizeof *m, err);
   if (!m) return -1;
   snprintf(m->dir, sizeof m->dir, "%s", dir);
-  if (lt_config_load(&m->cfg, dir, err) || (!fresh && lt_weights_open(&m->weights, dir, err)) ||
-      load_weights(m, err)) {
+  int rc = lt_config_load(&m->cfg, dir, err);
+  if (!rc && fresh && layers > 0) m->cfg.layers = LT_MIN(layers, m->cfg.layers);
+  if (rc || (!fresh && lt_weights_open(&m->weights, dir, err)) || load_weights(m, err)) {
     lt_model_free(m);
     return -1;
   }
@@ -236,7 +238,7 @@ static int model_open(lt_model **out, const char *dir, int fresh, lt_err *err) {
   return 0;
 }
 
-int lt_model_load(lt_model **out, const char *dir, lt_err *err) { return model_open(out, dir, 0, err); }
+int lt_model_load(lt_model **out, const char *dir, lt_err *err) { return model_open(out, dir, 0, 0, err); }
 
 // w[k] ~ normal(0, std): Box-Muller over pairs of counter-RNG uniforms, (stream, 2j) and (stream, 2j+1) giving
 // elements 2j and 2j+1, so the values depend only on (seed, stream), not on the thread count.
@@ -260,7 +262,11 @@ static uint64_t name_stream(const char *s) {  // FNV-1a: a weight's values do no
 }
 
 int lt_model_init(lt_model **out, const char *dir, uint64_t seed, lt_err *err) {
-  if (model_open(out, dir, 1, err)) return -1;
+  return lt_model_init_layers(out, dir, 0, seed, err);
+}
+
+int lt_model_init_layers(lt_model **out, const char *dir, int layers, uint64_t seed, lt_err *err) {
+  if (model_open(out, dir, 1, layers, err)) return -1;
   lt_model *m = *out;
   const lt_config *c = &m->cfg;
   // As transformers' PreTrainedModel._init_weights: Linear and Embedding weights ~ normal(0, initializer_range),

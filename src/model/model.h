@@ -153,6 +153,8 @@ struct lt_kvcache {
   void *block;
 };
 
+// model.c: lt_model_init with only the first `layers` decoder layers (layers <= 0: all), for measurements.
+int lt_model_init_layers(lt_model **out, const char *dir, int layers, uint64_t seed, lt_err *err);
 // model.c: create the f32 / bf16 weight views the compute mode and train mode need.
 int lt_model_prepare(lt_model *m, lt_err *err);
 

@@ -84,6 +84,7 @@ static const key_def keys[] = {
     {"metric_for_best_model", K_METRIC, A_(metric_for_best_model), 0, 0},
     {"bf16", K_BOOL, A_(bf16), 0, 1},
     {"gradient_checkpointing", K_BOOL, A_(gradient_checkpointing), 0, 1},
+    {"plan", K_BOOL, A_(plan), 0, 1},
     {"threads", K_INT, A_(threads), 0, 4096},
     {"plot_loss", K_BOOL, A_(plot_loss), 0, 1},
     {"report_to", K_REPORT, A_(report_to_tensorboard), 0, 0},
@@ -126,6 +127,7 @@ void lt_train_args_default(lt_train_args *a) {
   snprintf(a->metric_for_best_model, sizeof a->metric_for_best_model, "eval_loss");
   a->plot_loss = 1;
   a->report_to_tensorboard = 1;
+  a->plan = 1;
 }
 
 static int edit_distance(const char *a, const char *b) {

@@ -188,7 +188,16 @@ static int setup_model(trainer *t, lt_err *err) {
   } else if (lt_model_load(&t->m, a->model_name_or_path, err)) {
     return -1;
   }
+  if (lt_train_setup(t->m, a, err)) return -1;
   lt_model *m = t->m;
+  int pad = m->cfg.pad_id;
+  t->pad_id = pad >= 0 && pad < m->cfg.vocab ? pad : 0;
+  lt_optim_config oc = {a->optim, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay, a->amsgrad,
+                        a->momentum};
+  return lt_optim_new(&t->opt, m, &oc, err);
+}
+
+int lt_train_setup(lt_model *m, const lt_train_args *a, lt_err *err) {
   if (a->bf16 && lt_model_set_compute(m, LT_COMPUTE_BF16, err)) return -1;
   if (lt_model_set_grad_checkpointing(m, a->gradient_checkpointing, err)) return -1;
   if (a->finetuning_type == LT_FT_LORA) {
@@ -213,11 +222,7 @@ static int setup_model(trainer *t, lt_err *err) {
     return -1;
   }
   if (m->ntrain == 0) return lt_errf(err, "nothing to train");
-  int pad = m->cfg.pad_id;
-  t->pad_id = pad >= 0 && pad < m->cfg.vocab ? pad : 0;
-  lt_optim_config oc = {a->optim, a->adam_beta1, a->adam_beta2, a->adam_epsilon, a->weight_decay, a->amsgrad,
-                        a->momentum};
-  return lt_optim_new(&t->opt, m, &oc, err);
+  return 0;
 }
 
 // Overwrite the trainable tensors with those of a safetensors file (a checkpoint's adapter or model).
@@ -841,6 +846,7 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
   }
 
   // 2. model, data
+  int64_t rss_start = lt_rss_bytes();
   if (setup_model(t, err)) goto done;
   if (train_in) {
     t->train = train_in;
@@ -893,6 +899,21 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
   if (!t->perm || !t->st.log_history) {
     lt_errf(err, "out of memory");
     goto done;
+  }
+  if (a->plan) {  // lmtune plan's prediction for this run, at the length of its longest example
+    int longest = 2;
+    for (int i = 0; i < t->train->n; i++) longest = LT_MAX(longest, t->train->ex[i].len);
+    lt_plan pl;
+    lt_err perr = {"the plan text is too long"};
+    char txt[2048];
+    if (lt_plan_measure(a, longest, rss_start, &pl, &perr) == 0 &&
+        lt_plan_format(&pl, a, t->max_steps, txt, sizeof txt) == 0) {
+      size_t n = strlen(txt);
+      if (n && txt[n - 1] == '\n') txt[n - 1] = 0;  // say() ends the line
+      say(t, "%s", txt);
+    } else {
+      say(t, "warning: no plan: %s", perr.msg);
+    }
   }
   t->st.max_steps = t->max_steps;
   t->st.logging_steps = a->logging_steps;

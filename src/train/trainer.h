@@ -53,6 +53,7 @@ typedef struct lt_train_args {
   char metric_for_best_model[32];  // only eval_loss
   int bf16, threads;
   int gradient_checkpointing;  // recompute each layer's activations in backward
+  int plan;                    // print lmtune plan's prediction before training (default on)
   int plot_loss, report_to_tensorboard;
   int eval_strategy, save_strategy;  // LT_STRATEGY_*: "steps" (default), "no", "epoch"
   char additional_target[128];         // lora: whole modules trained beside the adapter (embed_tokens, lm_head)
@@ -99,6 +100,26 @@ typedef struct lt_train_result {
   int completed;         // the final outputs were written
   char checkpoint[LT_PATH_CAP + 64];  // the last checkpoint written (or resumed from)
 } lt_train_result;
+
+// Apply the run's compute precision, checkpointing and method (LoRA / full / freeze) to a loaded model.
+int lt_train_setup(lt_model *m, const lt_train_args *a, lt_err *err);
+
+// ---- plan.c: predicted speed and peak memory of a run, measured on truncated copies of the model ----
+typedef struct lt_plan {
+  int layers, batch, seq, grad_accum, threads;
+  double micro_s, opt_s, step_s, fixed_s, layer_s;  // per micro-batch, optimizer, optimizer step; micro = fixed + L*layer
+  double tokens_per_s;
+  double mem_weights, mem_optim, mem_work, mem_runtime, mem_peak;  // bytes
+  double measure_s;
+} lt_plan;
+// Measure for a->model_name_or_path at batch a->per_device_train_batch_size x seq tokens. rss_base: the process's
+// resident bytes to count as the baseline (<= 0: now).
+int lt_plan_measure(const lt_train_args *a, int seq, int64_t rss_base, lt_plan *p, lt_err *err);
+// Optimizer steps of the run (max_steps, or epochs over n_examples as the trainer counts them; 0 unknown).
+int64_t lt_plan_steps(const lt_train_args *a, int64_t n_examples);
+int lt_plan_format(const lt_plan *p, const lt_train_args *a, int64_t steps, char *out, size_t cap);
+char *lt_plan_json(const lt_plan *p, int64_t steps);  // malloc'd JSON object
+int64_t lt_rss_bytes(void);                            // resident set size of this process now
 
 // Train as `a` says. train == NULL: read a->dataset (and a->eval_dataset / a->val_size); otherwise use the given
 // examples (eval may be NULL). *stop (may be NULL) is polled between optimizer steps: when set, a checkpoint is
