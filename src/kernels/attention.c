@@ -17,6 +17,7 @@
 #include <math.h>
 #include <omp.h>
 #include "kernels/kernels.h"
+#include "kernels/vexp.h"
 
 #define LT_ATT_BQ 64  // query rows per tile
 #define LT_ATT_BK 64  // keys per tile in the key-parallel dk/dv pass
@@ -26,6 +27,7 @@ typedef struct {
   const uint8_t *kmask;
   int T, p0, H, KV, D, window, G, HD, KVD;
   float scale;
+  int avx;  // AVX-512 exp for the probability rows
 } att_ctx;
 
 typedef struct {
@@ -47,6 +49,38 @@ static void att_init(att_ctx *c, const float *q, const float *k, const float *v,
   c->T = T, c->p0 = p0, c->H = H, c->KV = KV, c->D = D, c->window = window;
   c->G = H / KV, c->HD = H * D, c->KVD = KV * D;
   c->scale = (float)(1.0 / sqrt((double)D));  // head_dim ** -0.5 as Python computes it
+  c->avx = lt_cpu_has_avx512();
+}
+
+// Visible keys of [j, j+16) within [j, jhi] (kmask permitting), as a lane mask.
+static inline LT_TARGET_AVX512 __mmask16 vis16(const uint8_t *km, int j, int jhi) {
+  int n = jhi - j + 1;
+  __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+  if (km) m &= _mm_test_epi8_mask(_mm_maskz_loadu_epi8(m, km + j), _mm_set1_epi8(-1));
+  return m;
+}
+
+// s[jlo..jhi] -> exp(s - sub) where visible, 0 elsewhere in that range; returns the f32 sum of the row's values.
+static LT_TARGET_AVX512 float exp_row16(float *s, const uint8_t *km, int jlo, int jhi, float sub) {
+  __m512 acc = _mm512_setzero_ps(), vs = _mm512_set1_ps(sub);
+  for (int j = jlo; j <= jhi; j += 16) {
+    __mmask16 in = jhi - j + 1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (jhi - j + 1)) - 1);
+    __mmask16 v = vis16(km, j, jhi);
+    __m512 e = _mm512_maskz_mov_ps(v, lt_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vs)));
+    _mm512_mask_storeu_ps(s + j, in, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// max of the visible s[jlo..jhi] (-inf when none)
+static LT_TARGET_AVX512 float max_row16(const float *s, const uint8_t *km, int jlo, int jhi) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int j = jlo; j <= jhi; j += 16) {
+    __mmask16 v = vis16(km, j, jhi);
+    mx = _mm512_mask_max_ps(mx, v, mx, _mm512_maskz_loadu_ps(v, s + j));
+  }
+  return _mm512_reduce_max_ps(mx);
 }
 
 static inline int att_bq(int T) { return T < LT_ATT_BQ ? T : LT_ATT_BQ; }
@@ -76,7 +110,9 @@ static void att_probs_from_lse(const att_ctx *c, float *S, const float *lse_h, i
     if (jhi > nk - 1) jhi = nk - 1;
     if (l == -INFINITY) jhi = jlo - 1;  // row with no visible key
     for (int j = 0; j < jlo && j < nk; j++) s[j] = 0.0f;
-    for (int j = jlo; j <= jhi; j++) s[j] = (!c->kmask || c->kmask[ks + j]) ? expf(s[j] - l) : 0.0f;
+    if (c->avx && jhi >= jlo) exp_row16(s, c->kmask ? c->kmask + ks : NULL, jlo, jhi, l);
+    else
+      for (int j = jlo; j <= jhi; j++) s[j] = (!c->kmask || c->kmask[ks + j]) ? expf(s[j] - l) : 0.0f;
     for (int j = jhi + 1 > 0 ? jhi + 1 : 0; j < nk; j++) s[j] = 0.0f;
   }
 }
@@ -130,9 +166,14 @@ void lt_attention_forward(float *out, float *lse, const float *q, const float *k
     for (int r = 0; r < nt; r++) {  // masked softmax in f32 (double row sum)
       int t = t0 + r, jlo = key_lo(&c, t) - ks, jhi = p0 + t - ks;  // visible columns: jlo..jhi, kmask permitting
       float *s = S + (int64_t)r * nk;
+      const uint8_t *km = kmask ? kmask + ks : NULL;
       float m = -INFINITY;
-      for (int j = jlo; j <= jhi; j++)
-        if ((!kmask || kmask[ks + j]) && s[j] > m) m = s[j];
+      if (c.avx && jhi >= jlo) {
+        m = max_row16(s, km, jlo, jhi);
+      } else {
+        for (int j = jlo; j <= jhi; j++)
+          if ((!km || km[j]) && s[j] > m) m = s[j];
+      }
       if (m == -INFINITY) {  // no visible key
         for (int j = 0; j < nk; j++) s[j] = 0.0f;
         lse[(int64_t)h * T + t] = -INFINITY;
@@ -141,10 +182,14 @@ void lt_attention_forward(float *out, float *lse, const float *q, const float *k
       for (int j = 0; j < jlo; j++) s[j] = 0.0f;
       for (int j = jhi + 1; j < nk; j++) s[j] = 0.0f;
       double sum = 0.0;
-      for (int j = jlo; j <= jhi; j++) {
-        float e = (!kmask || kmask[ks + j]) ? expf(s[j] - m) : 0.0f;
-        s[j] = e;
-        sum += e;
+      if (c.avx) {
+        sum = exp_row16(s, km, jlo, jhi, m);
+      } else {
+        for (int j = jlo; j <= jhi; j++) {
+          float e = (!km || km[j]) ? expf(s[j] - m) : 0.0f;
+          s[j] = e;
+          sum += e;
+        }
       }
       float inv = (float)(1.0 / sum);
       for (int j = jlo; j <= jhi; j++) s[j] *= inv;

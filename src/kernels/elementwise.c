@@ -1,7 +1,15 @@
 // Elementwise helpers.
+#include <string.h>
+
 #include "kernels/kernels.h"
 
 #define LT_EW_PAR (1 << 16)
+
+// x (n) = 0, threads splitting the array
+void lt_zero(float *x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > LT_EW_PAR)
+  for (int64_t i0 = 0; i0 < n; i0 += 4096) memset(x + i0, 0, sizeof(float) * (size_t)(n - i0 < 4096 ? n - i0 : 4096));
+}
 
 // y (n) += x (n)
 void lt_add_inplace(float *y, const float *x, int64_t n) {

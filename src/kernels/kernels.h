@@ -79,6 +79,7 @@ void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, in
                    float beta2, float eps, float weight_decay, int64_t t);
 
 // ---- elementwise helpers ----
+void lt_zero(float *x, int64_t n);                                    // x = 0 (multi-threaded)
 void lt_add_inplace(float *y, const float *x, int64_t n);            // y += x
 void lt_scale_add(float *y, const float *x, float a, int64_t n);     // y += a x
 void lt_add_bias(float *y, const float *b, int N, int C);            // y (N,C) += b (C)

@@ -22,11 +22,13 @@ void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accum
   else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
 }
 
-// dy (N,out) -> dx (N,in) += dy W
-void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, const lt_gemm_scratch *gs) {
+// dy (N,out) -> dx (N,in) (+)= dy W
+void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, 1, gs);
-  else lt_linear_backward(dx, NULL, NULL, dy, NULL, w->w, N, in, out);
+  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, accumulate, gs);
+  else if (N > 0 && in > 0)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w->w, in,
+                accumulate ? 1.0f : 0.0f, dx, in);
 }
 
 // ids (N) -> out (N,C) rows of the embedding, from its f32 or bf16 view
@@ -162,12 +164,13 @@ void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const flo
               a->out);
 }
 
-// dy (N,out) -> dx (N,in) +=, dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in) scratch.
-static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, const float *dy, const float *x,
+// dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
+// scratch.
+static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
                           const float *xa, int N, float *drop, float *dxa) {
   if (p->w->g || (p->b && p->b->g))
     lt_linear_backward(NULL, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
-  if (dx) lt_mm_backward_dx(p->w, dx, dy, N, &m->ws.gemm);
+  if (dx) lt_mm_backward_dx(p->w, dx, dy, N, acc, &m->ws.gemm);
   const lt_lora *a = p->lora;
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
@@ -237,22 +240,19 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   // MLP block: recompute xn2 and h
   lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
   lt_swiglu_forward(ws->h, a->g, a->u, N * F);
-  memset(ws->dh, 0, FL((int64_t)N * F));
-  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
-  memset(ws->dg, 0, FL((int64_t)N * F));
-  memset(ws->du, 0, FL((int64_t)N * F));
+  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
+  lt_zero(ws->dg, (int64_t)N * F);
+  lt_zero(ws->du, (int64_t)N * F);
   lt_swiglu_backward(ws->dg, ws->du, ws->dh, a->g, a->u, N * F);
-  memset(ws->dxn, 0, FL((int64_t)N * C));
-  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  memset(ws->datt, 0, FL((int64_t)N * HD));
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa);
-  memset(ws->dq, 0, FL((int64_t)N * HD));
-  memset(ws->dk, 0, FL((int64_t)N * KVD));
-  memset(ws->dv, 0, FL((int64_t)N * KVD));
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa);
+  lt_zero(ws->dq, (int64_t)N * HD);
+  lt_zero(ws->dk, (int64_t)N * KVD);
+  lt_zero(ws->dv, (int64_t)N * KVD);
   for (int b = 0; b < B; b++) {
     int64_t o = (int64_t)b * T * HD, kv = (int64_t)b * T * KVD;
     lt_attention_backward(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o, a->lse + (int64_t)b * H * T,
@@ -270,10 +270,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     dq = ws->datt;
     dk = ws->dh;
   }
-  memset(ws->dxn, 0, FL((int64_t)N * C));
-  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_K], ws->dxn, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_V], ws->dxn, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_K], ws->dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_V], ws->dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa);
   lt_rmsnorm_backward(dx, L->ln1->g, ws->dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 

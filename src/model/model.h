@@ -159,9 +159,9 @@ int lt_model_init_layers(lt_model **out, const char *dir, int layers, uint64_t s
 int lt_model_prepare(lt_model *m, lt_err *err);
 
 // forward.c
-// y (N,out) (+)= x W^T with W's f32 or bf16 view; dx (N,in) += dy W
+// y (N,out) (+)= x W^T with W's f32 or bf16 view; dx (N,in) (+)= dy W
 void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs);
-void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, const lt_gemm_scratch *gs);
+void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, int accumulate, const lt_gemm_scratch *gs);
 void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N);
 // Largest M*K any matrix product of the model sees with M rows of activations (and the LM head's chunk).
 int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk);
