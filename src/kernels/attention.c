@@ -5,9 +5,14 @@
 // can see ([first key of row t0's window, p0+t0+nt)), so causal attention costs about half of T x L, and the
 // score tile is a small (nt x nk) sgemm into a per-thread slice of scratch.
 //
-// Scratch (lt_attention_scratch): omp_get_max_threads() slots of 2 * min(T, LT_ATT_BQ) * L floats, one slot per
-// thread of the team. Call lt_attention_scratch with the same OpenMP thread setting as the kernels (the kernels
+// Scratch (lt_attention_scratch[_ex]): omp_get_max_threads() slots of about 2 * min(T, LT_ATT_BQ) * L floats, one
+// slot per thread of the team (plus, for bf16 products, transposes and GEMM scratch per slot and bf16 copies of
+// q, k, v and dout before the slots). Size it with the same OpenMP thread setting as the kernels (the kernels
 // never start more threads than omp_get_max_threads() at their call).
+//
+// bf16 products (the _ex functions with bf16 = 1, AVX512-BF16 only, otherwise the f32 path): q (scaled by
+// 1/sqrt(D)), k, v, dout, the probabilities and dS are rounded to bf16 and multiplied with f32 accumulation, as
+// PyTorch's bf16 autocast attention does; softmax, lse and row sums stay f32.
 //
 // Forward: parallel over (head, row tile). Backward, deterministic in both modes:
 //  - KV >= threads: parallel over kv heads, each thread runs its group's heads and tiles in order (5 sgemms/tile);
@@ -25,10 +30,20 @@
 typedef struct {
   const float *q, *k, *v;
   const uint8_t *kmask;
-  int T, p0, H, KV, D, window, G, HD, KVD;
+  int T, p0, H, KV, D, window, G, HD, KVD, L;
   float scale;
   int avx;  // AVX-512 exp for the probability rows
+  // bf16 products (AVX512-BF16): bf16 copies per kv head (KV, L, D) of k, v and per head (H, T, D) of q, dout
+  int bf;
+  uint16_t *kb, *vb, *qb, *dob;
 } att_ctx;
+
+// A thread's scratch: A, B (bq x L), and for bf16 products Tb (L x bq, transposes), qt (bq x D, a scaled query
+// tile) and the GEMM's own scratch.
+typedef struct {
+  float *A, *B, *Tb, *qt;
+  void *st;
+} att_slot;
 
 typedef struct {
   float *dq, *dk, *dv;
@@ -47,7 +62,9 @@ static void att_init(att_ctx *c, const float *q, const float *k, const float *v,
                      int H, int KV, int D, int window) {
   c->q = q, c->k = k, c->v = v, c->kmask = kmask;
   c->T = T, c->p0 = p0, c->H = H, c->KV = KV, c->D = D, c->window = window;
-  c->G = H / KV, c->HD = H * D, c->KVD = KV * D;
+  c->G = H / KV, c->HD = H * D, c->KVD = KV * D, c->L = p0 + T;
+  c->bf = 0;
+  c->kb = c->vb = c->qb = c->dob = NULL;
   c->scale = (float)(1.0 / sqrt((double)D));  // head_dim ** -0.5 as Python computes it
   c->avx = lt_cpu_has_avx512();
 }
@@ -84,16 +101,82 @@ static LT_TARGET_AVX512 float max_row16(const float *s, const uint8_t *km, int j
 }
 
 static inline int att_bq(int T) { return T < LT_ATT_BQ ? T : LT_ATT_BQ; }
-static inline int64_t att_slot(int T, int L) { return 2 * (int64_t)att_bq(T) * L; }
+static inline int64_t up16(int64_t n) { return (n + 15) & ~(int64_t)15; }  // floats, to 64 bytes
 
-int64_t lt_attention_scratch(int T, int L) {
+// GEMM scratch for every product of a tile: (rows x reduction) = (bq x D) scores and dP, (bq x L) P V and dS K,
+// (L x bq) P^T dO and dS^T Q
+static int64_t st_floats(int T, int L, int D) {
+  int bq = att_bq(T);
+  size_t a = lt_gemm_bf16_st_scratch(bq, L), b = lt_gemm_bf16_st_scratch(L, bq), d = lt_gemm_bf16_st_scratch(bq, D);
+  size_t m = a > b ? a : b;
+  return up16((int64_t)((m > d ? m : d) + 3) / 4);
+}
+
+// floats per thread
+static int64_t slot_floats(int T, int L, int D, int bf) {
+  int64_t bq = att_bq(T), n = 2 * up16(bq * L);
+  if (bf) n += up16((int64_t)L * bq) + up16(bq * D) + st_floats(T, L, D);
+  return n;
+}
+
+// floats before the slots: the bf16 copies of k, v (KV, L, D) and q, dout (H, T, D)
+static int64_t att_shared(int T, int L, int H, int KV, int D, int bf) {
+  return bf ? 2 * up16(((int64_t)KV * L * D + 1) / 2) + 2 * up16(((int64_t)H * T * D + 1) / 2) : 0;
+}
+
+int64_t lt_attention_scratch_ex(int T, int L, int H, int KV, int D, int bf16) {
   if (T <= 0 || L <= 0) return 0;
-  return (int64_t)omp_get_max_threads() * att_slot(T, L);
+  return att_shared(T, L, H, KV, D, bf16) + (int64_t)omp_get_max_threads() * slot_floats(T, L, D, bf16);
+}
+
+int64_t lt_attention_scratch(int T, int L) { return lt_attention_scratch_ex(T, L, 1, 1, 1, 0); }
+
+static att_slot slot_of(const att_ctx *c, float *scratch, int tid) {
+  int bq = att_bq(c->T);
+  float *s = scratch + att_shared(c->T, c->L, c->H, c->KV, c->D, c->bf) + tid * slot_floats(c->T, c->L, c->D, c->bf);
+  att_slot sl = {s, s + up16((int64_t)bq * c->L), NULL, NULL, NULL};
+  if (c->bf) {
+    sl.Tb = sl.B + up16((int64_t)bq * c->L);
+    sl.qt = sl.Tb + up16((int64_t)c->L * bq);
+    sl.st = sl.qt + up16((int64_t)bq * c->D);
+  }
+  return sl;
+}
+
+// bf16 copies: dst (n_heads, rows, D) from src (rows, n_heads * D)
+static void to_heads_bf16(uint16_t *dst, const float *src, int rows, int nh, int D) {
+#pragma omp parallel for schedule(static) if ((int64_t)rows * nh * D > (1 << 15))
+  for (int t = 0; t < rows; t++)
+    for (int h = 0; h < nh; h++)
+      lt_f32_to_bf16_n(dst + ((int64_t)h * rows + t) * D, src + ((int64_t)t * nh + h) * D, D);
+}
+
+// Turn on bf16 products (when the CPU has them): the shared bf16 copies of k and v, and for backward q and dout.
+static void att_bf16_setup(att_ctx *c, float *scratch, const float *dout) {
+  if (!lt_cpu_has_avx512bf16()) return;
+  c->bf = 1;
+  int64_t kvh = up16(((int64_t)c->KV * c->L * c->D + 1) / 2), qh = up16(((int64_t)c->H * c->T * c->D + 1) / 2);
+  c->kb = (uint16_t *)scratch;
+  c->vb = (uint16_t *)(scratch + kvh);
+  c->qb = (uint16_t *)(scratch + 2 * kvh);
+  c->dob = (uint16_t *)(scratch + 2 * kvh + qh);
+  to_heads_bf16(c->kb, c->k, c->L, c->KV, c->D);
+  to_heads_bf16(c->vb, c->v, c->L, c->KV, c->D);
+  if (dout) {
+    to_heads_bf16(c->qb, c->q, c->T, c->H, c->D);
+    to_heads_bf16(c->dob, dout, c->T, c->H, c->D);
+  }
 }
 
 // S (nt x nk, ld nk) = scale * Q[t0:t0+nt, head h] K[ks:ks+nk, kv head of h]^T
-static void att_scores(const att_ctx *c, float *S, int h, int t0, int nt, int ks, int nk) {
+static void att_scores(const att_ctx *c, const att_slot *sl, float *S, int h, int t0, int nt, int ks, int nk) {
   int kh = h / c->G;
+  if (c->bf) {  // bf16(scale * q) . bf16(k)^T
+    for (int r = 0; r < nt; r++)
+      for (int d = 0; d < c->D; d++) sl->qt[r * c->D + d] = c->scale * c->q[(int64_t)(t0 + r) * c->HD + h * c->D + d];
+    lt_gemm_bf16_st(S, nk, sl->qt, c->D, c->kb + ((int64_t)kh * c->L + ks) * c->D, c->D, nt, nk, c->D, 0, 0, sl->st);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, nk, c->D, c->scale, c->q + (int64_t)t0 * c->HD + h * c->D,
               c->HD, c->k + (int64_t)ks * c->KVD + kh * c->D, c->KVD, 0.0f, S, nk);
 }
@@ -117,20 +200,39 @@ static void att_probs_from_lse(const att_ctx *c, float *S, const float *lse_h, i
   }
 }
 
-// One backward tile: rows [t0, t0+nt) of head h against keys [ks, ks+nk). A, B: nt*nk floats each.
-static void att_bwd_tile(const att_ctx *c, const att_grads *g, int h, int t0, int nt, int ks, int nk, float *A, float *B,
-                         int want_dq, int want_dk, int want_dv) {
+// Tb (nk x nt) = A (nt x nk)^T
+static void transpose(float *Tb, const float *A, int nt, int nk) {
+  for (int r = 0; r < nt; r++)
+    for (int j = 0; j < nk; j++) Tb[(int64_t)j * nt + r] = A[(int64_t)r * nk + j];
+}
+
+// One backward tile: rows [t0, t0+nt) of head h against keys [ks, ks+nk), in the slot's A and B (nt*nk each).
+static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *sl, int h, int t0, int nt, int ks,
+                         int nk, int want_dq, int want_dk, int want_dv) {
   int kh = h / c->G, D = c->D;
+  float *A = sl->A, *B = sl->B;
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
   const float *Kb = c->k + (int64_t)ks * c->KVD + kh * D, *Vb = c->v + (int64_t)ks * c->KVD + kh * D;
-  att_scores(c, A, h, t0, nt, ks, nk);
+  const uint16_t *kb = c->bf ? c->kb + ((int64_t)kh * c->L + ks) * D : NULL;
+  const uint16_t *vb = c->bf ? c->vb + ((int64_t)kh * c->L + ks) * D : NULL;
+  float *dv = g->dv + (int64_t)ks * c->KVD + kh * D, *dk = g->dk + (int64_t)ks * c->KVD + kh * D;
+  float *dq = g->dq + (int64_t)t0 * c->HD + h * D;
+  att_scores(c, sl, A, h, t0, nt, ks, nk);
   att_probs_from_lse(c, A, g->lse + (int64_t)h * c->T, t0, nt, ks, nk);
-  if (want_dv)  // dV[ks:ks+nk] += P^T dO
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nt, 1.0f, A, nk, dO, c->HD, 1.0f,
-                g->dv + (int64_t)ks * c->KVD + kh * D, c->KVD);
+  if (want_dv) {  // dV[ks:ks+nk] += P^T dO
+    if (c->bf) {
+      transpose(sl->Tb, A, nt, nk);
+      lt_gemm_bf16_st(dv, c->KVD, sl->Tb, nt, c->dob + ((int64_t)h * c->T + t0) * D, D, nk, D, nt, 1, 1, sl->st);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nt, 1.0f, A, nk, dO, c->HD, 1.0f, dv, c->KVD);
+    }
+  }
   if (!want_dq && !want_dk) return;
-  // dP = dO V^T, then dS = P * (dP - rowsum(dO * O)) into A.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, nk, D, 1.0f, dO, c->HD, Vb, c->KVD, 0.0f, B, nk);
+  // dP = dO V^T, then dS = P * (dP - rowsum(dO * O)) into A (times the score scale for bf16 products, which
+  // have no alpha).
+  if (c->bf) lt_gemm_bf16_st(B, nk, dO, c->HD, vb, D, nt, nk, D, 0, 0, sl->st);
+  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, nk, D, 1.0f, dO, c->HD, Vb, c->KVD, 0.0f, B, nk);
+  float post = c->bf ? c->scale : 1.0f;
   for (int r = 0; r < nt; r++) {
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
     double di = 0.0;
@@ -138,32 +240,41 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, int h, int t0, in
     float dif = (float)di;
     float *a = A + (int64_t)r * nk;
     const float *b = B + (int64_t)r * nk;
-    for (int j = 0; j < nk; j++) a[j] = a[j] * (b[j] - dif);
+    for (int j = 0; j < nk; j++) a[j] = a[j] * (b[j] - dif) * post;
   }
-  if (want_dq)  // dQ += scale * dS K
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, nk, c->scale, A, nk, Kb, c->KVD, 1.0f,
-                g->dq + (int64_t)t0 * c->HD + h * D, c->HD);
-  if (want_dk)  // dK[ks:ks+nk] += scale * dS^T Q
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nt, c->scale, A, nk,
-                c->q + (int64_t)t0 * c->HD + h * D, c->HD, 1.0f, g->dk + (int64_t)ks * c->KVD + kh * D, c->KVD);
+  if (want_dq) {  // dQ += scale * dS K
+    if (c->bf) lt_gemm_bf16_st(dq, c->HD, A, nk, kb, D, nt, D, nk, 1, 1, sl->st);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, nk, c->scale, A, nk, Kb, c->KVD, 1.0f, dq, c->HD);
+  }
+  if (want_dk) {  // dK[ks:ks+nk] += scale * dS^T Q
+    if (c->bf) {
+      transpose(sl->Tb, A, nt, nk);
+      lt_gemm_bf16_st(dk, c->KVD, sl->Tb, nt, c->qb + ((int64_t)h * c->T + t0) * D, D, nk, D, nt, 1, 1, sl->st);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nt, c->scale, A, nk,
+                  c->q + (int64_t)t0 * c->HD + h * D, c->HD, 1.0f, dk, c->KVD);
+    }
+  }
 }
 
 // q (T,H*D), k, v (L,KV*D), L = p0+T -> out (T,H*D), lse (H,T)
-void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
-                          int T, int p0, int H, int KV, int D, int window, float *scratch) {
+void lt_attention_forward_ex(float *out, float *lse, const float *q, const float *k, const float *v,
+                             const uint8_t *kmask, int T, int p0, int H, int KV, int D, int window, int bf16,
+                             float *scratch) {
   if (T <= 0 || H <= 0) return;
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
-  int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq, ntasks = H * nb;
-  int64_t slot = att_slot(T, L);
+  if (bf16) att_bf16_setup(&c, scratch, NULL);
+  int bq = att_bq(T), nb = (T + bq - 1) / bq, ntasks = H * nb;
   int nth = omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntasks > 1 && nth > 1)
   for (int task = 0; task < ntasks; task++) {
     int h = task / nb, t0 = (task % nb) * bq, nt = att_min(bq, T - t0), kh = h / c.G;
     int ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
-    float *S = scratch + omp_get_thread_num() * slot;
-    att_scores(&c, S, h, t0, nt, ks, nk);
-    for (int r = 0; r < nt; r++) {  // masked softmax in f32 (double row sum)
+    att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
+    float *S = sl.A;
+    att_scores(&c, &sl, S, h, t0, nt, ks, nk);
+    for (int r = 0; r < nt; r++) {  // masked softmax in f32
       int t = t0 + r, jlo = key_lo(&c, t) - ks, jhi = p0 + t - ks;  // visible columns: jlo..jhi, kmask permitting
       float *s = S + (int64_t)r * nk;
       const uint8_t *km = kmask ? kmask + ks : NULL;
@@ -196,31 +307,38 @@ void lt_attention_forward(float *out, float *lse, const float *q, const float *k
       lse[(int64_t)h * T + t] = m + (float)log(sum);
     }
     // out rows = P V
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, nk, 1.0f, S, nk, v + (int64_t)ks * c.KVD + kh * D,
-                c.KVD, 0.0f, out + (int64_t)t0 * c.HD + h * D, c.HD);
+    float *o = out + (int64_t)t0 * c.HD + h * D;
+    if (c.bf) lt_gemm_bf16_st(o, c.HD, S, nk, c.vb + ((int64_t)kh * c.L + ks) * D, D, nt, D, nk, 0, 1, sl.st);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, nk, 1.0f, S, nk, v + (int64_t)ks * c.KVD + kh * D,
+                     c.KVD, 0.0f, o, c.HD);
   }
 }
 
+void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
+                          int T, int p0, int H, int KV, int D, int window, float *scratch) {
+  lt_attention_forward_ex(out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch);
+}
+
 // dout (T,H*D) -> dq (T,H*D) +=, dk, dv (L,KV*D) +=
-void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                           const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0, int H,
-                           int KV, int D, int window, float *scratch) {
+void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                              const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0,
+                              int H, int KV, int D, int window, int bf16, float *scratch) {
   if (T <= 0 || H <= 0 || (!dq && !dk && !dv)) return;
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
+  if (bf16) att_bf16_setup(&c, scratch, dout);
   att_grads g = {dq, dk, dv, dout, out, lse};
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
-  int64_t slot = att_slot(T, L);
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
-      float *A = scratch + omp_get_thread_num() * slot, *B = A + (int64_t)bq * L;
+      att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
       for (int gi = 0; gi < c.G; gi++) {
         int h = kh * c.G + gi;
         for (int t0 = 0; t0 < T; t0 += bq) {
           int nt = att_min(bq, T - t0), ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
-          att_bwd_tile(&c, &g, h, t0, nt, ks, nk, A, B, dq != NULL, dk != NULL, dv != NULL);
+          att_bwd_tile(&c, &g, &sl, h, t0, nt, ks, nk, dq != NULL, dk != NULL, dv != NULL);
         }
       }
     }
@@ -232,8 +350,8 @@ void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
     for (int task = 0; task < ntasks; task++) {
       int h = task / nb, t0 = (task % nb) * bq, nt = att_min(bq, T - t0);
       int ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
-      float *A = scratch + omp_get_thread_num() * slot, *B = A + (int64_t)bq * L;
-      att_bwd_tile(&c, &g, h, t0, nt, ks, nk, A, B, 1, 0, 0);
+      att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
+      att_bwd_tile(&c, &g, &sl, h, t0, nt, ks, nk, 1, 0, 0);
     }
   }
   if (dk || dv) {  // pass 2: dk, dv over (kv head, key tile); each tile sums its rows and heads in a fixed order
@@ -243,14 +361,20 @@ void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
       int kh = task / nkb, k0 = (task % nkb) * bk, nk = att_min(bk, L - k0);
       int tlo = k0 - p0 > 0 ? k0 - p0 : 0;  // rows that can see a key of [k0, k0+nk)
       int thi = window > 0 ? att_min(T, k0 + nk + window - 1 - p0) : T;
-      float *A = scratch + omp_get_thread_num() * slot, *B = A + (int64_t)bq * L;
+      att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
       for (int gi = 0; gi < c.G; gi++) {
         int h = kh * c.G + gi;
         for (int t0 = tlo; t0 < thi; t0 += bq) {
           int nt = att_min(bq, thi - t0);
-          att_bwd_tile(&c, &g, h, t0, nt, k0, nk, A, B, 0, dk != NULL, dv != NULL);
+          att_bwd_tile(&c, &g, &sl, h, t0, nt, k0, nk, 0, dk != NULL, dv != NULL);
         }
       }
     }
   }
+}
+
+void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                           const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0, int H,
+                           int KV, int D, int window, float *scratch) {
+  lt_attention_backward_ex(dq, dk, dv, dout, out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch);
 }

@@ -29,4 +29,12 @@ void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, 
 void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                      const lt_gemm_scratch *s);
 
+// Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
+// only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)
+// times w^T with w (N,K; ldw) bf16 (nn = 0), or times w with w (K,N; ldw) bf16 (nn = 1).
+// scratch: lt_gemm_bf16_st_scratch(M, K) bytes, any alignment.
+size_t lt_gemm_bf16_st_scratch(int M, int K);
+void lt_gemm_bf16_st(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int ldw, int M, int N, int K,
+                     int accumulate, int nn, void *scratch);
+
 #endif

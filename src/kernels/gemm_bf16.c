@@ -297,6 +297,44 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
   }
 }
 
+size_t lt_gemm_bf16_st_scratch(int M, int K) {
+  return align64((size_t)M * (size_t)((K + 1) / 2) * 4 + 64) + panel_bytes(K) + 64;
+}
+
+// One row of x (K f32) -> bf16 pairs, the odd tail padded with a zero
+TARGET_BF16 static inline void convert_row(uint16_t *ar, const float *xr, int K) {
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
+    _mm512_storeu_si512((void *)(ar + k), (__m512i)v);
+  }
+  for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
+  if (K & 1) ar[K] = 0;
+}
+
+TARGET_BF16 void lt_gemm_bf16_st(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int ldw, int M, int N,
+                                 int K, int accumulate, int nn, void *scratch) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int i = 0; i < M; i++) memset(y + (int64_t)i * ldy, 0, sizeof(float) * (size_t)N);
+    return;
+  }
+  int kh = (K + 1) / 2;
+  uint32_t *a = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  uint32_t *p = (uint32_t *)((char *)a + align64((size_t)M * (size_t)kh * 4 + 64));
+  for (int i = 0; i < M; i++) convert_row((uint16_t *)(a + (int64_t)i * kh), x + (int64_t)i * ldx, K);
+  for (int j0 = 0; j0 < N; j0 += NR) {
+    int nv = LT_MIN(NR, N - j0);
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      int kc = LT_MIN(KC, K - k0);
+      if (nn) pack_nn(p, w, ldw, k0, kc, j0, nv);
+      else pack_nt(p, w, ldw, k0, kc, j0, nv);
+      panel_bf16(y, a + k0 / 2, kh, p, M, ldy, (kc + 1) / 2, j0, nv, accumulate || k0 > 0);
+    }
+  }
+}
+
 void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                      const lt_gemm_scratch *s) {
   gemm(y, x, w, M, N, K, accumulate, s, 0);

@@ -48,6 +48,14 @@ void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, c
 // omp_get_max_threads() * 2 * min(T, 64) * L, so size it under the same OpenMP thread setting as the calls.
 // Rows with no visible key give zeros and lse = -inf.
 int64_t lt_attention_scratch(int T, int L);
+// The same for the _ex functions (bf16 = 1: products in bf16 when the CPU has AVX512-BF16, f32 otherwise).
+int64_t lt_attention_scratch_ex(int T, int L, int H, int KV, int D, int bf16);
+void lt_attention_forward_ex(float *out, float *lse, const float *q, const float *k, const float *v,
+                             const uint8_t *kmask, int T, int p0, int H, int KV, int D, int window, int bf16,
+                             float *scratch);
+void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                              const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0,
+                              int H, int KV, int D, int window, int bf16, float *scratch);
 void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
                           int T, int p0, int H, int KV, int D, int window, float *scratch);
 // dout (T, H*D) -> dq (T, H*D) +=, dk (L, KV*D) +=, dv (L, KV*D) += ; recomputes probabilities from lse.

@@ -19,6 +19,7 @@ static void carve_cache(const lt_model *m, lt_kvcache *kc, lt_carver *cv) {
   kc->k = lt_carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
   kc->v = lt_carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
   lt_layer_acts *a = &kc->acts;
+  a->att_bf16 = 0;  // decoding attention stays f32 (its scratch is sized for that)
   kc->x = a->x_in = lt_carve(cv, FL(R * C));
   a->x_mid = lt_carve(cv, FL(R * C));
   a->rstd1 = lt_carve(cv, FL(R));

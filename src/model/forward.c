@@ -101,7 +101,9 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   ws->xn = lt_carve(cv, FL(N * C));
   ws->h = lt_carve(cv, FL(N * F));
   ws->drop = lt_lora_has_dropout(m) ? lt_carve(cv, FL(N * maxin)) : NULL;  // LoRA dropout's masked input
-  ws->att_scratch = lt_carve(cv, FL(lt_attention_scratch(T, T)));
+  int att_bf = m->compute == LT_COMPUTE_BF16;  // training attention with bf16 products, as autocast
+  for (int l = 0; l < c->layers; l++) ws->acts[l].att_bf16 = att_bf;
+  ws->att_scratch = lt_carve(cv, FL(lt_attention_scratch_ex(T, T, c->heads, c->kv_heads, c->head_dim, att_bf)));
   ws->ce_chunk = ce_chunk_rows(N, c->vocab);
   ws->ce_scratch = lt_carve(cv, FL((int64_t)ws->ce_chunk * c->vocab));
   ws->dx = lt_carve(cv, FL(N * C));
@@ -214,9 +216,9 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   lt_rope_forward(kdst, pos, m->inv_freq, N, KV, D);
   for (int b = 0; b < B; b++) {
     int64_t kv0 = (int64_t)b * a->kv_stride * KVD;
-    lt_attention_forward(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
-                         a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
-                         c->sliding_window, att_scratch);
+    lt_attention_forward_ex(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
+                            a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
+                            c->sliding_window, a->att_bf16, att_scratch);
   }
   lt_proj_forward(m, l, &L->proj[LT_O], a->x_mid, a->att, a->xa[LT_O], N, drop, gs, train);
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
@@ -255,9 +257,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   lt_zero(ws->dv, (int64_t)N * KVD);
   for (int b = 0; b < B; b++) {
     int64_t o = (int64_t)b * T * HD, kv = (int64_t)b * T * KVD;
-    lt_attention_backward(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o, a->lse + (int64_t)b * H * T,
-                          a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T, 0, H, KV, D,
-                          c->sliding_window, ws->att_scratch);
+    lt_attention_backward_ex(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o,
+                             a->lse + (int64_t)b * H * T, a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T,
+                             0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch);
   }
   lt_rope_backward(ws->dq, ws->pos, m->inv_freq, N, H, D);
   lt_rope_backward(ws->dk, ws->pos, m->inv_freq, N, KV, D);

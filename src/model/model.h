@@ -91,6 +91,7 @@ typedef struct lt_layer_acts {
   float *q;      // (N,H*D) after norm + rope
   float *k, *v;  // base of (rows, KV*D) storage; batch b uses rows from b*kv_stride
   int64_t kv_stride;  // rows between batch elements (T in training, 0 with a cache)
+  int att_bf16;       // attention products in bf16 (training under bf16 compute)
   float *att;    // (N,H*D) attention output (input of o_proj)
   float *lse;    // (B,H,T)
   float *g, *u;  // (N,F)
