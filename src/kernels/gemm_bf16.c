@@ -187,38 +187,30 @@ static void panel_f32(float *y, const float *x, const uint16_t *w, float *pf, in
 }
 
 // Few rows (decoding): y (M<=4, N) (+)= x . w^T reading each weight row once, contiguously; threads split the rows
-// of w. Memory-bound, so no packing: every byte of w is touched exactly once. One activation row (greedy decoding)
-// takes four weight rows at a time: four independent accumulator chains, all in registers.
+// of w. Memory-bound, so no packing: every byte of w is touched exactly once, each row read start to end
+// (interleaving several rows streamed at ~12 GB/s per thread against ~23 GB/s for one row at a time).
 #define GEMV_MAX_M 4
 TARGET_BF16 static void gemv1_nt_bf16(float *y, const uint32_t *a, const uint16_t *w, int N, int K, int accumulate,
                                       int threads) {
-  int full = K / 32 * 32, ngroups = (N + 3) / 4;
-  __mmask32 tail = (__mmask32)((K - full) >= 32 ? 0xffffffffu : ((1u << (K - full)) - 1u));
+  int full = K / 64 * 64, half = K / 32 * 32;
   const uint16_t *x = (const uint16_t *)a;  // zero-padded to an even length
 #pragma omp parallel for schedule(static) num_threads(threads)
-  for (int gi = 0; gi < ngroups; gi++) {
-    int j0 = gi * 4, nr = LT_MIN(4, N - j0);
-    const uint16_t *r0 = w + (int64_t)j0 * K, *r1 = nr > 1 ? r0 + K : r0, *r2 = nr > 2 ? r0 + 2 * (int64_t)K : r0,
-                   *r3 = nr > 3 ? r0 + 3 * (int64_t)K : r0;
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+  for (int j = 0; j < N; j++) {  // one row, start to end: the stream the prefetchers serve best
+    const uint16_t *r = w + (int64_t)j * K;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0;
     int k = 0;
-    for (; k < full; k += 32) {
-      __m512bh xv = (__m512bh)_mm512_loadu_si512((const void *)(x + k));
-      c0 = _mm512_dpbf16_ps(c0, xv, (__m512bh)_mm512_loadu_si512((const void *)(r0 + k)));
-      c1 = _mm512_dpbf16_ps(c1, xv, (__m512bh)_mm512_loadu_si512((const void *)(r1 + k)));
-      c2 = _mm512_dpbf16_ps(c2, xv, (__m512bh)_mm512_loadu_si512((const void *)(r2 + k)));
-      c3 = _mm512_dpbf16_ps(c3, xv, (__m512bh)_mm512_loadu_si512((const void *)(r3 + k)));
+    for (; k < full; k += 64) {
+      c0 = _mm512_dpbf16_ps(c0, (__m512bh)_mm512_loadu_si512((const void *)(x + k)),
+                            (__m512bh)_mm512_loadu_si512((const void *)(r + k)));
+      c1 = _mm512_dpbf16_ps(c1, (__m512bh)_mm512_loadu_si512((const void *)(x + k + 32)),
+                            (__m512bh)_mm512_loadu_si512((const void *)(r + k + 32)));
     }
-    if (k < K) {
-      __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail, x + k);
-      c0 = _mm512_dpbf16_ps(c0, xv, (__m512bh)_mm512_maskz_loadu_epi16(tail, r0 + k));
-      c1 = _mm512_dpbf16_ps(c1, xv, (__m512bh)_mm512_maskz_loadu_epi16(tail, r1 + k));
-      c2 = _mm512_dpbf16_ps(c2, xv, (__m512bh)_mm512_maskz_loadu_epi16(tail, r2 + k));
-      c3 = _mm512_dpbf16_ps(c3, xv, (__m512bh)_mm512_maskz_loadu_epi16(tail, r3 + k));
+    for (; k < K; k += 32) {
+      __mmask32 m = k < half ? 0xffffffffu : (__mmask32)((1u << (K - k)) - 1u);
+      c0 = _mm512_dpbf16_ps(c0, (__m512bh)_mm512_maskz_loadu_epi16(m, x + k), (__m512bh)_mm512_maskz_loadu_epi16(m, r + k));
     }
-    float v[4] = {_mm512_reduce_add_ps(c0), _mm512_reduce_add_ps(c1), _mm512_reduce_add_ps(c2),
-                  _mm512_reduce_add_ps(c3)};
-    for (int r = 0; r < nr; r++) y[j0 + r] = accumulate ? y[j0 + r] + v[r] : v[r];
+    float v = _mm512_reduce_add_ps(_mm512_add_ps(c0, c1));
+    y[j] = accumulate ? y[j] + v : v;
   }
 }
 
