@@ -60,7 +60,8 @@ static void usage(FILE *fp) {
           "Predicts tokens/s, the time of the run and its peak memory for `lmtune train` with the same\n"
           "arguments (model_name_or_path, finetuning_type, lora_rank, lora_target, bf16, gradient_checkpointing,\n"
           "per_device_train_batch_size, gradient_accumulation_steps, cutoff_len, max_steps / num_train_epochs,\n"
-          "threads ...), by running a few training steps on 1- and 3-layer copies of the model on this machine.\n"
+          "threads ...), by running a few training steps of a 3-layer copy of the model on this machine\n"
+          "(through its first layer and through all three, in turns).\n"
           "  --seq N        tokens per row (default cutoff_len, else 1024); rows are assumed full\n"
           "  --examples N   dataset size for the step count (default: counted from a JSON/JSONL dataset file)\n"
           "  --json         one JSON object instead of text\n");

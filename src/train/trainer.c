@@ -900,13 +900,14 @@ int lt_train(const lt_train_args *a, const lt_dataset *train_in, const lt_datase
     lt_errf(err, "out of memory");
     goto done;
   }
-  if (a->plan) {  // lmtune plan's prediction for this run, at the length of its longest example
-    int longest = 2;
-    for (int i = 0; i < t->train->n; i++) longest = LT_MAX(longest, t->train->ex[i].len);
+  if (a->plan) {  // lmtune plan's prediction for this run: the speed at its batches' mean padded length, the memory
+                  // at the longest
+    lt_plan_shape shape;
     lt_plan pl;
     lt_err perr = {"the plan text is too long"};
     char txt[2048];
-    if (lt_plan_measure(a, longest, rss_start, &pl, &perr) == 0 &&
+    if (lt_plan_shape_of(a, t->train, t->max_steps, &shape, &perr) == 0 &&
+        lt_plan_measure_shape(a, &shape, rss_start, &pl, &perr) == 0 &&
         lt_plan_format(&pl, a, t->max_steps, txt, sizeof txt) == 0) {
       size_t n = strlen(txt);
       if (n && txt[n - 1] == '\n') txt[n - 1] = 0;  // say() ends the line

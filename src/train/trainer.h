@@ -106,15 +106,27 @@ int lt_train_setup(lt_model *m, const lt_train_args *a, lt_err *err);
 
 // ---- plan.c: predicted speed and peak memory of a run, measured on truncated copies of the model ----
 typedef struct lt_plan {
-  int layers, batch, seq, grad_accum, threads;
-  double micro_s, opt_s, step_s, fixed_s, layer_s;  // per micro-batch, optimizer, optimizer step; micro = fixed + L*layer
-  double tokens_per_s;
+  int layers, batch, seq, seq_max, grad_accum, threads;
+  double micro_s, opt_s, step_s;  // seconds per micro-batch, optimizer, optimizer step (= accumulation x micro + opt)
+  double fixed_s, layer_s;         // micro = fixed + layers x layer (layer: the mean over the layers)
+  double tokens_micro;                              // non-padding tokens per micro-batch
+  double tokens_per_s;                              // non-padding tokens per second (as the trainer logs them)
   double mem_weights, mem_optim, mem_work, mem_runtime, mem_peak;  // bytes
   double measure_s;
 } lt_plan;
-// Measure for a->model_name_or_path at batch a->per_device_train_batch_size x seq tokens. rss_base: the process's
-// resident bytes to count as the baseline (<= 0: now).
+// The shape of a run's micro-batches (rows are padded to the longest of their batch).
+typedef struct lt_plan_shape {
+  int seq;        // tokens per row the speed is measured at: the run's mean padded length
+  int seq_max;    // tokens per row of the longest micro-batch: the workspace of the peak
+  double tokens;  // non-padding tokens per micro-batch on average; <= 0: full rows (batch x seq)
+} lt_plan_shape;
+// Measure for a->model_name_or_path at batch a->per_device_train_batch_size x seq tokens (full rows). rss_base: the
+// process's resident bytes to count as the baseline (<= 0: now).
 int lt_plan_measure(const lt_train_args *a, int seq, int64_t rss_base, lt_plan *p, lt_err *err);
+int lt_plan_measure_shape(const lt_train_args *a, const lt_plan_shape *s, int64_t rss_base, lt_plan *p, lt_err *err);
+// The shape of the run over `d` as the trainer batches it: the micro-batches of the first epoch's order (all of them,
+// or the first max_steps x gradient_accumulation_steps when fewer). An empty dataset is an error.
+int lt_plan_shape_of(const lt_train_args *a, const lt_dataset *d, int64_t max_steps, lt_plan_shape *s, lt_err *err);
 // Optimizer steps of the run (max_steps, or epochs over n_examples as the trainer counts them; 0 unknown).
 int64_t lt_plan_steps(const lt_train_args *a, int64_t n_examples);
 int lt_plan_format(const lt_plan *p, const lt_train_args *a, int64_t steps, char *out, size_t cap);
