@@ -34,21 +34,22 @@ size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads) {
 }
 
 // ---- operand packing ----
+// One row of x (K f32) -> bf16 pairs, the odd tail padded with a zero
+TARGET_BF16 static inline void convert_row(uint16_t *ar, const float *xr, int K) {
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
+    _mm512_storeu_si512((void *)(ar + k), (__m512i)v);
+  }
+  for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
+  if (K & 1) ar[K] = 0;
+}
+
 // x (M,K) f32 -> a (M, kh) bf16 pairs (round to nearest even, as torch)
 TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, int K) {
   int kh = (K + 1) / 2;
 #pragma omp parallel for schedule(static)
-  for (int i = 0; i < M; i++) {
-    const float *xr = x + (int64_t)i * K;
-    uint16_t *ar = (uint16_t *)(a + (int64_t)i * kh);
-    int k = 0;
-    for (; k + 32 <= K; k += 32) {
-      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
-      _mm512_storeu_si512((void *)(ar + k), (__m512i)v);
-    }
-    for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
-    if (K & 1) ar[K] = 0;
-  }
+  for (int i = 0; i < M; i++) convert_row((uint16_t *)(a + (int64_t)i * kh), x + (int64_t)i * K, K);
 }
 
 // dst (n) = bf16(src (n)), round to nearest even as torch; threads split the array
@@ -291,17 +292,6 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
 
 size_t lt_gemm_bf16_st_scratch(int M, int K) {
   return align64((size_t)M * (size_t)((K + 1) / 2) * 4 + 64) + panel_bytes(K) + 64;
-}
-
-// One row of x (K f32) -> bf16 pairs, the odd tail padded with a zero
-TARGET_BF16 static inline void convert_row(uint16_t *ar, const float *xr, int K) {
-  int k = 0;
-  for (; k + 32 <= K; k += 32) {
-    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
-    _mm512_storeu_si512((void *)(ar + k), (__m512i)v);
-  }
-  for (; k < K; k++) ar[k] = lt_f32_to_bf16(xr[k]);
-  if (K & 1) ar[K] = 0;
 }
 
 TARGET_BF16 void lt_gemm_bf16_st(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int ldw, int M, int N,
