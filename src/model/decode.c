@@ -9,7 +9,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 
-#define DECODE_CHUNK 128
+#define DECODE_CHUNK 512  // prompt rows per pass: the weight panels are packed once per pass
 
 
 static void carve_cache(const lt_model *m, lt_kvcache *kc, lt_carver *cv) {
