@@ -14,6 +14,18 @@ void lt_linear_forward(float *y, const float *x, const float *w, const float *b,
 void lt_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int C,
                         int OC);
 
+// ---- LoRA's low-rank products (f32; AVX-512 kernels, OpenBLAS otherwise) ----
+// x (N,in), A (r,in) -> xa (N,r) = x A^T
+void lt_lora_xa(float *xa, const float *x, const float *A, int N, int in, int r);
+// xa (N,r), B (out,r) -> y (N,out) += s xa B^T
+void lt_lora_up(float *y, const float *xa, const float *B, float s, int N, int out, int r);
+// dy (N,out) -> gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B
+void lt_lora_up_backward(float *gB, float *dxa, const float *dy, const float *xa, const float *B, float s, int N,
+                         int out, int r);
+// dxa (N,r) -> gA (r,in) += dxa^T x ; dx (N,in) (+)= dxa A (overwritten unless accumulate; dx may be NULL)
+void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *x, const float *A, int N, int in,
+                           int r, int accumulate);
+
 // ---- embedding ----
 // ids (N), wte (V,C) -> out (N,C)
 void lt_embedding_forward(float *out, const int32_t *ids, const float *wte, int N, int C);

@@ -161,9 +161,8 @@ void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const flo
   const lt_lora *a = p->lora;
   if (!a) return;
   const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, train);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, a->r, a->in, 1.0f, xd, a->in, a->A, a->in, 0.0f, xa, a->r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, a->out, a->r, a->scale, xa, a->r, a->B, a->r, 1.0f, y,
-              a->out);
+  lt_lora_xa(xa, xd, a->A, N, a->in, a->r);
+  lt_lora_up(y, xa, a->B, a->scale, N, a->out, a->r);
 }
 
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
@@ -176,19 +175,12 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
   const lt_lora *a = p->lora;
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->out, a->r, N, a->scale, dy, a->out, xa, a->r, 1.0f, a->gB,
-              a->r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->r, a->out, a->scale, dy, a->out, a->B, a->r, 0.0f, dxa,
-              a->r);
+  lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
   const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->r, a->in, N, 1.0f, dxa, a->r, xd, a->in, 1.0f, a->gA, a->in);
-  if (!dx) return;
-  if (xd == x) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->in, a->r, 1.0f, dxa, a->r, a->A, a->in, 1.0f, dx,
-                a->in);
+  if (!dx || xd == x) {
+    lt_lora_down_backward(a->gA, dx, dxa, xd, a->A, N, a->in, a->r, 1);
   } else {  // through the dropout mask: the same mask and 1/(1-p) applied to the incoming gradient
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, a->in, a->r, 1.0f, dxa, a->r, a->A, a->in, 0.0f, drop,
-                a->in);
+    lt_lora_down_backward(a->gA, drop, dxa, xd, a->A, N, a->in, a->r, 0);
     lt_lora_dropout(m, l, p->id, drop, drop, N, a->in, 1);
     lt_add_inplace(dx, drop, (int64_t)N * a->in);
   }

@@ -1,0 +1,232 @@
+// LoRA's low-rank products in f32. Their shapes are skinny (r = 4..64 columns against hundreds to thousands of rows
+// and features), which BLAS serves poorly: it packs the long operand for a few flops per element. The AVX-512
+// kernels here read every operand in its stored layout (vectors along the long dimension or along r, no transposed
+// copies) and each output element is summed by one thread in a fixed order, so the results do not depend on the
+// thread count. Without AVX-512 (or with LMTUNE_NO_AVX512) the same products go to OpenBLAS sgemm.
+#include <cblas.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "kernels/kernels.h"
+#include "kernels/vexp.h"
+
+static inline LT_TARGET_AVX512 __mmask16 tail16(int n) {
+  return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+}
+
+// ---- xa (N,r) = x (N,in) . A^T, A (r,in) ----
+// Dot products along in: a tile of 2 rows x 8 rank rows keeps 16 vector sums, reduced once at the end.
+LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A, int N, int in, int r) {
+  int np = (N + 1) / 2, kv = in / 16 * 16;
+  __mmask16 km = tail16(in - kv);
+#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
+  for (int ip = 0; ip < np; ip++) {
+    int i0 = 2 * ip, two = i0 + 1 < N;
+    const float *x0 = x + (int64_t)i0 * in, *x1 = two ? x0 + in : x0;
+    for (int q0 = 0; q0 < r; q0 += 8) {
+      int qn = LT_MIN(8, r - q0);
+      __m512 s0[8], s1[8];
+      for (int q = 0; q < 8; q++) s0[q] = s1[q] = _mm512_setzero_ps();
+      for (int k = 0; k < in; k += 16) {
+        __mmask16 m = k < kv ? (__mmask16)0xffff : km;
+        __m512 a0 = _mm512_maskz_loadu_ps(m, x0 + k), a1 = _mm512_maskz_loadu_ps(m, x1 + k);
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) {
+          if (q < qn) {
+            __m512 w = _mm512_maskz_loadu_ps(m, A + (int64_t)(q0 + q) * in + k);
+            s0[q] = _mm512_fmadd_ps(a0, w, s0[q]);
+            s1[q] = _mm512_fmadd_ps(a1, w, s1[q]);
+          }
+        }
+      }
+      for (int q = 0; q < qn; q++) {
+        xa[(int64_t)i0 * r + q0 + q] = _mm512_reduce_add_ps(s0[q]);
+        if (two) xa[(int64_t)(i0 + 1) * r + q0 + q] = _mm512_reduce_add_ps(s1[q]);
+      }
+    }
+  }
+}
+
+// ---- y (N,out) += s * xa (N,r) . B^T, B (out,r) ----
+// Vectors along out: for 16 output columns, the 16 x (r chunk of 16) block of B is transposed in registers
+// (16-lane gathers from the stored rows) and scaled by s, then every row of the tile gets r broadcast FMAs.
+#define UP_ROWS 64
+LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B, float s, int N, int out, int r) {
+  int nb = (N + UP_ROWS - 1) / UP_ROWS;
+  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(r));
+  const __m512 sv = _mm512_set1_ps(s);
+#pragma omp parallel for schedule(static) if ((int64_t)N * out * r > (1 << 18))
+  for (int b = 0; b < nb; b++) {
+    int n0 = b * UP_ROWS, n1 = LT_MIN(N, n0 + UP_ROWS);
+    for (int j0 = 0; j0 < out; j0 += 16) {
+      __mmask16 jm = tail16(out - j0);
+      for (int q0 = 0; q0 < r; q0 += 16) {
+        int qn = LT_MIN(16, r - q0);
+        __m512 bt[16];  // bt[q][jj] = s * B[j0 + jj][q0 + q]
+        for (int q = 0; q < qn; q++)
+          bt[q] = _mm512_mul_ps(sv, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), jm, rows,
+                                                              B + (int64_t)j0 * r + q0 + q, 4));
+        for (int n = n0; n < n1; n++) {
+          float *yr = y + (int64_t)n * out + j0;
+          const float *xr = xa + (int64_t)n * r + q0;
+          __m512 acc = _mm512_maskz_loadu_ps(jm, yr);
+          for (int q = 0; q < qn; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), bt[q], acc);
+          _mm512_mask_storeu_ps(yr, jm, acc);
+        }
+      }
+    }
+  }
+}
+
+// ---- dxa (N,r) = s * dy (N,out) . B (out,r) ----
+// Vectors along r (one stored row of B per step), 8 rows of dy at a time.
+LT_TARGET_AVX512 static void dxa_avx512(float *dxa, const float *dy, const float *B, float s, int N, int out, int r) {
+  int nb = (N + 7) / 8;
+#pragma omp parallel for schedule(static) if ((int64_t)N * out * r > (1 << 18))
+  for (int b = 0; b < nb; b++) {
+    int n0 = 8 * b, nn = LT_MIN(8, N - n0);
+    const float *d[8];
+    for (int i = 0; i < 8; i++) d[i] = dy + (int64_t)(n0 + (i < nn ? i : 0)) * out;
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      __mmask16 qm = tail16(r - q0);
+      __m512 acc[8];
+      for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
+      for (int j = 0; j < out; j++) {
+        __m512 w = _mm512_maskz_loadu_ps(qm, B + (int64_t)j * r + q0);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i][j]), w, acc[i]);
+      }
+      for (int i = 0; i < nn; i++)
+        _mm512_mask_storeu_ps(dxa + (int64_t)(n0 + i) * r + q0, qm, _mm512_mul_ps(acc[i], _mm512_set1_ps(s)));
+    }
+  }
+}
+
+// ---- g (cols,r) += s * d (N,cols)^T . v (N,r): gB with (d, v) = (dy, xa) ----
+// Vectors along r; 16 columns of d per tile (one cache line of each row), rows in order.
+LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int r) {
+  int cb = (cols + 15) / 16;
+#pragma omp parallel for schedule(static) if ((int64_t)N * cols * r > (1 << 18))
+  for (int b = 0; b < cb; b++) {
+    int c0 = 16 * b, cn = LT_MIN(16, cols - c0);
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      __mmask16 qm = tail16(r - q0);
+      __m512 acc[16];
+      for (int c = 0; c < 16; c++) acc[c] = _mm512_setzero_ps();
+      for (int n = 0; n < N; n++) {
+        __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * r + q0);
+        const float *dr = d + (int64_t)n * cols + c0;
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; c++)
+          if (c < cn) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dr[c]), w, acc[c]);
+      }
+      for (int c = 0; c < cn; c++) {
+        float *gr = g + (int64_t)(c0 + c) * r + q0;
+        _mm512_mask_storeu_ps(gr, qm, _mm512_fmadd_ps(acc[c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
+      }
+    }
+  }
+}
+
+// ---- gA (r,in) += dxa (N,r)^T . x (N,in) ----
+// Vectors along in (16 features per tile), all r sums of the tile in registers (r chunks of 16), rows in order.
+LT_TARGET_AVX512 static void ga_avx512(float *gA, const float *dxa, const float *x, int N, int in, int r) {
+  int kb = (in + 15) / 16;
+#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
+  for (int b = 0; b < kb; b++) {
+    int k0 = 16 * b;
+    __mmask16 km = tail16(in - k0);
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      int qn = LT_MIN(16, r - q0);
+      __m512 acc[16];
+      for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+      for (int n = 0; n < N; n++) {
+        __m512 xv = _mm512_maskz_loadu_ps(km, x + (int64_t)n * in + k0);
+        const float *dr = dxa + (int64_t)n * r + q0;
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++)
+          if (q < qn) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), xv, acc[q]);
+      }
+      for (int q = 0; q < qn; q++) {
+        float *gr = gA + (int64_t)(q0 + q) * in + k0;
+        _mm512_mask_storeu_ps(gr, km, _mm512_add_ps(acc[q], _mm512_maskz_loadu_ps(km, gr)));
+      }
+    }
+  }
+}
+
+// ---- dx (N,in) (+)= dxa (N,r) . A (r,in) ----
+// Vectors along in; a tile of rows x 16 features keeps the r chunk's 16 rows of A in registers.
+LT_TARGET_AVX512 static void dx_avx512(float *dx, const float *dxa, const float *A, int N, int in, int r,
+                                       int accumulate) {
+  int nb = (N + UP_ROWS - 1) / UP_ROWS;
+#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
+  for (int b = 0; b < nb; b++) {
+    int n0 = b * UP_ROWS, n1 = LT_MIN(N, n0 + UP_ROWS);
+    for (int k0 = 0; k0 < in; k0 += 16) {
+      __mmask16 km = tail16(in - k0);
+      for (int q0 = 0; q0 < r; q0 += 16) {
+        int qn = LT_MIN(16, r - q0), first = q0 == 0 && !accumulate;
+        __m512 a[16];
+        for (int q = 0; q < qn; q++) a[q] = _mm512_maskz_loadu_ps(km, A + (int64_t)(q0 + q) * in + k0);
+        for (int n = n0; n < n1; n++) {
+          float *xr = dx + (int64_t)n * in + k0;
+          const float *dr = dxa + (int64_t)n * r + q0;
+          __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km, xr);
+          for (int q = 0; q < qn; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), a[q], acc);
+          _mm512_mask_storeu_ps(xr, km, acc);
+        }
+      }
+    }
+  }
+}
+
+void lt_lora_xa(float *xa, const float *x, const float *A, int N, int in, int r) {
+  if (N <= 0 || r <= 0) return;
+  if (in <= 0) {
+    memset(xa, 0, sizeof(float) * (size_t)N * (size_t)r);
+  } else if (lt_cpu_has_avx512()) {
+    xa_avx512(xa, x, A, N, in, r);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, x, in, A, in, 0.0f, xa, r);
+  }
+}
+
+void lt_lora_up(float *y, const float *xa, const float *B, float s, int N, int out, int r) {
+  if (N <= 0 || out <= 0 || r <= 0) return;
+  if (lt_cpu_has_avx512()) up_avx512(y, xa, B, s, N, out, r);
+  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, s, xa, r, B, r, 1.0f, y, out);
+}
+
+void lt_lora_up_backward(float *gB, float *dxa, const float *dy, const float *xa, const float *B, float s, int N,
+                         int out, int r) {
+  if (N <= 0 || r <= 0) return;
+  if (out <= 0) {
+    memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
+  } else if (lt_cpu_has_avx512()) {
+    gradT_avx512(gB, dy, xa, s, N, out, r);
+    dxa_avx512(dxa, dy, B, s, N, out, r);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, s, dy, out, xa, r, 1.0f, gB, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, B, r, 0.0f, dxa, r);
+  }
+}
+
+void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *x, const float *A, int N, int in,
+                           int r, int accumulate) {
+  if (N <= 0 || in <= 0) return;
+  if (r <= 0) {
+    if (dx && !accumulate) memset(dx, 0, sizeof(float) * (size_t)N * (size_t)in);
+    return;
+  }
+  if (lt_cpu_has_avx512()) {
+    ga_avx512(gA, dxa, x, N, in, r);
+    if (dx) dx_avx512(dx, dxa, A, N, in, r, accumulate);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, x, in, 1.0f, gA, in);
+    if (dx)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, A, in, accumulate ? 1.0f : 0.0f,
+                  dx, in);
+  }
+}
