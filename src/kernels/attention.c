@@ -21,11 +21,15 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <string.h>
+
+#include "core/core.h"
 #include "kernels/kernels.h"
 #include "kernels/vexp.h"
 
 #define LT_ATT_BQ 64  // query rows per tile
 #define LT_ATT_BK 64  // keys per tile in the key-parallel dk/dv pass
+#define TARGET_BF16_ATT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 typedef struct {
   const float *q, *k, *v;
@@ -36,6 +40,12 @@ typedef struct {
   // bf16 products (AVX512-BF16): bf16 copies per kv head (KV, L, D) of k, v and per head (H, T, D) of q, dout
   int bf;
   uint16_t *kb, *vb, *qb, *dob;
+  // backward on pre-packed panels (bf16 products, even D, one thread per kv head): per kv head, K and V as NT
+  // panels of 64 keys (pairs along d) and K as NN panels of 64 dims (pairs along keys); per head, bf16 rows of
+  // scale * q, and q and dout transposed into pairs along rows (D x T2); f32 dK^T, dV^T accumulators (D x L).
+  int pk;
+  uint32_t *knt, *vnt, *knn, *qs, *qT, *doT;
+  float *dkT, *dvT;
 } att_ctx;
 
 // A thread's scratch: A, B (bq x L), and for bf16 products Tb (L x bq, transposes), qt (bq x D, a scaled query
@@ -43,6 +53,7 @@ typedef struct {
 typedef struct {
   float *A, *B, *Tb, *qt;
   void *st;
+  uint32_t *pp, *dsp, *dsr;  // packed mode: row-pair panels of P and dS, dS rows in bf16
 } att_slot;
 
 typedef struct {
@@ -63,8 +74,10 @@ static void att_init(att_ctx *c, const float *q, const float *k, const float *v,
   c->q = q, c->k = k, c->v = v, c->kmask = kmask;
   c->T = T, c->p0 = p0, c->H = H, c->KV = KV, c->D = D, c->window = window;
   c->G = H / KV, c->HD = H * D, c->KVD = KV * D, c->L = p0 + T;
-  c->bf = 0;
+  c->bf = c->pk = 0;
   c->kb = c->vb = c->qb = c->dob = NULL;
+  c->knt = c->vnt = c->knn = c->qs = c->qT = c->doT = NULL;
+  c->dkT = c->dvT = NULL;
   c->scale = (float)(1.0 / sqrt((double)D));  // head_dim ** -0.5 as Python computes it
   c->avx = lt_cpu_has_avx512();
 }
@@ -112,16 +125,36 @@ static int64_t st_floats(int T, int L, int D) {
   return up16((int64_t)((m > d ? m : d) + 3) / 4);
 }
 
+static inline int64_t half_up(int64_t n) { return (n + 1) / 2; }
+static inline int64_t nblk64(int64_t n) { return (n + 63) / 64; }
+static inline int packed_ok(int D, int bf) { return bf && D % 2 == 0; }
+
+// packed mode, floats per thread: P and dS row-pair panels, dS rows in bf16 (plus alignment slack)
+static int64_t slot_packed(int T, int L) {
+  int64_t bq = att_bq(T);
+  return 16 + 2 * up16(half_up(bq) * nblk64(L) * 64) + up16(bq * half_up(L));
+}
+
+// packed mode, shared floats (plus alignment slack)
+static int64_t shared_packed(int T, int L, int H, int KV, int D) {
+  int64_t Dh = D / 2, L2 = half_up(L), T2 = half_up(T);
+  return 16 + 2 * up16((int64_t)KV * nblk64(L) * Dh * 64) + up16((int64_t)KV * nblk64(D) * L2 * 64) +
+         up16((int64_t)H * T * Dh) + 2 * up16((int64_t)H * D * T2) + 2 * up16((int64_t)KV * D * L);
+}
+
 // floats per thread
 static int64_t slot_floats(int T, int L, int D, int bf) {
   int64_t bq = att_bq(T), n = 2 * up16(bq * L);
   if (bf) n += up16((int64_t)L * bq) + up16(bq * D) + st_floats(T, L, D);
+  if (packed_ok(D, bf)) n += slot_packed(T, L);
   return n;
 }
 
-// floats before the slots: the bf16 copies of k, v (KV, L, D) and q, dout (H, T, D)
+// floats before the slots: the bf16 copies of k, v (KV, L, D) and q, dout (H, T, D), and the packed operands
 static int64_t att_shared(int T, int L, int H, int KV, int D, int bf) {
-  return bf ? 2 * up16(((int64_t)KV * L * D + 1) / 2) + 2 * up16(((int64_t)H * T * D + 1) / 2) : 0;
+  int64_t n = bf ? 2 * up16(((int64_t)KV * L * D + 1) / 2) + 2 * up16(((int64_t)H * T * D + 1) / 2) : 0;
+  if (packed_ok(D, bf)) n += shared_packed(T, L, H, KV, D);
+  return n;
 }
 
 int64_t lt_attention_scratch_ex(int T, int L, int H, int KV, int D, int bf16) {
@@ -129,16 +162,25 @@ int64_t lt_attention_scratch_ex(int T, int L, int H, int KV, int D, int bf16) {
   return att_shared(T, L, H, KV, D, bf16) + (int64_t)omp_get_max_threads() * slot_floats(T, L, D, bf16);
 }
 
+static float *align64f(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
 int64_t lt_attention_scratch(int T, int L) { return lt_attention_scratch_ex(T, L, 1, 1, 1, 0); }
 
 static att_slot slot_of(const att_ctx *c, float *scratch, int tid) {
   int bq = att_bq(c->T);
   float *s = scratch + att_shared(c->T, c->L, c->H, c->KV, c->D, c->bf) + tid * slot_floats(c->T, c->L, c->D, c->bf);
-  att_slot sl = {s, s + up16((int64_t)bq * c->L), NULL, NULL, NULL};
+  att_slot sl = {s, s + up16((int64_t)bq * c->L), NULL, NULL, NULL, NULL, NULL, NULL};
   if (c->bf) {
     sl.Tb = sl.B + up16((int64_t)bq * c->L);
     sl.qt = sl.Tb + up16((int64_t)c->L * bq);
     sl.st = sl.qt + up16((int64_t)bq * c->D);
+  }
+  if (packed_ok(c->D, c->bf)) {
+    float *p = align64f((float *)sl.st + st_floats(c->T, c->L, c->D));
+    int64_t pan = up16(half_up(bq) * nblk64(c->L) * 64);
+    sl.pp = (uint32_t *)p;
+    sl.dsp = (uint32_t *)(p + pan);
+    sl.dsr = (uint32_t *)(p + 2 * pan);
   }
   return sl;
 }
@@ -257,6 +299,169 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *s
   }
 }
 
+// ---- backward on pre-packed bf16 panels ----
+// pairs along rows: dst (D, T2) with dst[d][i] = (src[2i][d], src[2i+1][d]) for one head's rows of src (T, D) bf16
+static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
+  int T2 = (int)half_up(T);
+  for (int d = 0; d < D; d++)
+    for (int i = 0; i < T2; i++) {
+      uint32_t lo = src[(int64_t)(2 * i) * D + d], hi = 2 * i + 1 < T ? src[(int64_t)(2 * i + 1) * D + d] : 0;
+      dst[(int64_t)d * T2 + i] = lo | hi << 16;
+    }
+}
+
+// Packed operands (after att_bf16_setup with dout): see att_ctx. Zeroes the dK^T, dV^T accumulators.
+static void att_packed_setup(att_ctx *c, float *scratch) {
+  int T = c->T, L = c->L, H = c->H, KV = c->KV, D = c->D, Dh = D / 2;
+  int64_t L2 = half_up(L), T2 = half_up(T), nkb = nblk64(L), ndp = nblk64(D);
+  float *p = align64f(scratch + att_shared(T, L, H, KV, D, 1) - shared_packed(T, L, H, KV, D));
+  c->pk = 1;
+  c->knt = (uint32_t *)p;
+  p += up16((int64_t)KV * nkb * Dh * 64);
+  c->vnt = (uint32_t *)p;
+  p += up16((int64_t)KV * nkb * Dh * 64);
+  c->knn = (uint32_t *)p;
+  p += up16((int64_t)KV * ndp * L2 * 64);
+  c->qs = (uint32_t *)p;
+  p += up16((int64_t)H * T * Dh);
+  c->qT = (uint32_t *)p;
+  p += up16((int64_t)H * D * T2);
+  c->doT = (uint32_t *)p;
+  p += up16((int64_t)H * D * T2);
+  c->dkT = p;
+  p += up16((int64_t)KV * D * L);
+  c->dvT = p;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int task = 0; task < KV + H; task++) {
+    if (task < KV) {
+      int kh = task;
+      const uint16_t *kr = c->kb + (int64_t)kh * L * D, *vr = c->vb + (int64_t)kh * L * D;
+      for (int64_t b = 0; b < nkb; b++) {
+        int j0 = (int)b * 64, nv = att_min(64, L - j0);
+        lt_bf16_pack_nt(c->knt + ((int64_t)kh * nkb + b) * Dh * 64, kr, D, 0, D, j0, nv);
+        lt_bf16_pack_nt(c->vnt + ((int64_t)kh * nkb + b) * Dh * 64, vr, D, 0, D, j0, nv);
+      }
+      for (int64_t dp = 0; dp < ndp; dp++)
+        lt_bf16_pack_nn(c->knn + ((int64_t)kh * ndp + dp) * L2 * 64, kr, D, 0, L, (int)dp * 64,
+                        att_min(64, D - (int)dp * 64));
+      memset(c->dkT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
+      memset(c->dvT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
+    } else {
+      int h = task - KV;
+      uint16_t *qs = (uint16_t *)(c->qs + (int64_t)h * T * Dh);
+      for (int t = 0; t < T; t++)
+        for (int d = 0; d < D; d++)
+          qs[(int64_t)t * D + d] = lt_f32_to_bf16(c->scale * c->q[(int64_t)t * c->HD + h * D + d]);
+      rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
+      rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
+    }
+  }
+}
+
+// Row-pair panels of a tile X (nt x nk, row stride ldx) in bf16: per block of 64 columns b, pp[(b * nt2 + i) * 64
+// + j] = (X[2i][64b + j], X[2i+1][64b + j]), zero beyond the tile.
+TARGET_BF16_ATT static void rowpair_panels(uint32_t *pp, const float *X, int64_t ldx, int nt, int nk) {
+  int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
+  for (int b = 0; b < nkb; b++)
+    for (int i = 0; i < nt2; i++) {
+      const float *r0 = X + (int64_t)(2 * i) * ldx + b * 64, *r1 = 2 * i + 1 < nt ? r0 + ldx : NULL;
+      uint32_t *d = pp + ((int64_t)b * nt2 + i) * 64;
+      for (int jj = 0; jj < 64; jj += 16) {
+        int n = nk - b * 64 - jj;
+        __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+        __m512 a = _mm512_maskz_loadu_ps(m, r0 + jj), e = r1 ? _mm512_maskz_loadu_ps(m, r1 + jj) : _mm512_setzero_ps();
+        __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+        __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
+        _mm512_store_si512((void *)(d + jj), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
+    }
+}
+
+// dst rows (nt x nk2 pairs) = bf16(X rows (nt x nk, stride ldx)), the odd element's partner zero
+TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X, int64_t ldx, int nt, int nk) {
+  for (int r = 0; r < nt; r++) {
+    const float *x = X + (int64_t)r * ldx;
+    uint16_t *o = (uint16_t *)(dst + (int64_t)r * nk2);
+    for (int j = 0; j < 2 * nk2; j += 32) {
+      int n = nk - j;
+      __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+      __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + j + 16), _mm512_maskz_loadu_ps(m0, x + j));
+      int w = (int)(2 * nk2) - j;
+      __mmask32 mw = w >= 32 ? 0xffffffffu : (__mmask32)((1u << w) - 1u);
+      _mm512_mask_storeu_epi16(o + j, mw, (__m512i)v);
+    }
+  }
+}
+
+// a (n) = a * (b - dif) * scale, rounded as the scalar expression
+TARGET_BF16_ATT static void ds_row(float *a, const float *b, float dif, float scale, int n) {
+  __m512 vd = _mm512_set1_ps(dif), vs = _mm512_set1_ps(scale);
+  for (int j = 0; j < n; j += 16) {
+    __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + j), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b + j), vd));
+    _mm512_mask_storeu_ps(a + j, m, _mm512_mul_ps(v, vs));
+  }
+}
+
+// One backward tile on packed operands: rows [t0, t0+nt) of head h against keys [ks, ks+nk), ks a multiple of 64.
+static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_slot *sl, int h, int t0, int nt,
+                                int ks, int nk, int want_dq, int want_dk, int want_dv) {
+  int kh = h / c->G, D = c->D, Dh = D / 2, T = c->T, L = c->L;
+  int64_t T2 = half_up(T), L2 = half_up(L), nkb = nblk64(L), ndp = nblk64(D), b0 = ks / 64;
+  int nt2 = (nt + 1) / 2, tb = (nk + 63) / 64, nk2 = (nk + 1) / 2;
+  float *A = sl->A, *B = sl->B;
+  const uint32_t *qs = c->qs + ((int64_t)h * T + t0) * Dh, *dob = (const uint32_t *)c->dob + ((int64_t)h * T + t0) * Dh;
+  for (int b = 0; b < tb; b++)  // S = (scale q) K^T
+    lt_bf16_panel_mm(A + b * 64, nk, qs, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
+                     att_min(64, nk - b * 64), 0);
+  att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);
+  if (want_dv) {  // dV^T[:, keys] += dO^T P
+    rowpair_panels(sl->pp, A, nk, nt, nk);
+    for (int b = 0; b < tb; b++)
+      lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2, T2,
+                       sl->pp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
+  }
+  if (!want_dq && !want_dk) return;
+  for (int b = 0; b < tb; b++)  // dP = dO V^T
+    lt_bf16_panel_mm(B + b * 64, nk, dob, Dh, c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
+                     att_min(64, nk - b * 64), 0);
+  const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
+  for (int r = 0; r < nt; r++) {  // dS = scale * P * (dP - rowsum(dO * O))
+    const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
+    double di = 0.0;
+    for (int d = 0; d < D; d++) di += (double)dor[d] * orow[d];
+    float dif = (float)di;
+    ds_row(A + (int64_t)r * nk, B + (int64_t)r * nk, dif, c->scale, nk);
+  }
+  if (want_dk) {  // dK^T[:, keys] += q^T dS
+    rowpair_panels(sl->dsp, A, nk, nt, nk);
+    for (int b = 0; b < tb; b++)
+      lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2, T2,
+                       sl->dsp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
+  }
+  if (want_dq) {  // dQ += dS K
+    rows_bf16(sl->dsr, nk2, A, nk, nt, nk);
+    for (int dp = 0; dp < ndp; dp++)
+      lt_bf16_panel_mm(g->dq + (int64_t)t0 * c->HD + h * D + dp * 64, c->HD, sl->dsr, nk2,
+                       c->knn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64, nt, nk2,
+                       att_min(64, D - dp * 64), 1);
+  }
+}
+
+// dk, dv (L, KV*D) += the transposed accumulators
+static void att_packed_finish(const att_ctx *c, float *dk, float *dv) {
+  int L = c->L, D = c->D;
+#pragma omp parallel for schedule(static)
+  for (int j = 0; j < L; j++)
+    for (int kh = 0; kh < c->KV; kh++)
+      for (int d = 0; d < D; d++) {
+        int64_t src = ((int64_t)kh * D + d) * L + j, dst = (int64_t)j * c->KVD + kh * D + d;
+        if (dk) dk[dst] += c->dkT[src];
+        if (dv) dv[dst] += c->dvT[src];
+      }
+}
+
 // q (T,H*D), k, v (L,KV*D), L = p0+T -> out (T,H*D), lse (H,T)
 void lt_attention_forward_ex(float *out, float *lse, const float *q, const float *k, const float *v,
                              const uint8_t *kmask, int T, int p0, int H, int KV, int D, int window, int bf16,
@@ -331,6 +536,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
+    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
       att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
@@ -338,10 +544,16 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
         int h = kh * c.G + gi;
         for (int t0 = 0; t0 < T; t0 += bq) {
           int nt = att_min(bq, T - t0), ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
-          att_bwd_tile(&c, &g, &sl, h, t0, nt, ks, nk, dq != NULL, dk != NULL, dv != NULL);
+          if (c.pk) {
+            ks = ks / 64 * 64;  // whole key panels; the keys left of the window get probability 0
+            att_bwd_tile_packed(&c, &g, &sl, h, t0, nt, ks, p0 + t0 + nt - ks, dq != NULL, dk != NULL, dv != NULL);
+          } else {
+            att_bwd_tile(&c, &g, &sl, h, t0, nt, ks, nk, dq != NULL, dk != NULL, dv != NULL);
+          }
         }
       }
     }
+    if (c.pk) att_packed_finish(&c, dk, dv);
     return;
   }
   if (dq) {  // pass 1: dq over (head, row tile)

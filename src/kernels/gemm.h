@@ -37,4 +37,16 @@ size_t lt_gemm_bf16_st_scratch(int M, int K);
 void lt_gemm_bf16_st(float *y, int ldy, const float *x, int ldx, const uint16_t *w, int ldw, int M, int N, int K,
                      int accumulate, int nn, void *scratch);
 
+// Building blocks for fused kernels on pre-packed operands (AVX512-BF16 only). A bf16 "pair" is a uint32 holding
+// two bf16 values adjacent along the reduction dimension (the lower half first). A panel of up to LT_BF16_NR columns
+// holds kh pairs per column: p[q * LT_BF16_NR + j] = pair q of column j (64-byte aligned, unused columns zero).
+#define LT_BF16_NR 64
+// y (M, nv; row stride ldy) (+)= a (M rows of kh pairs, row stride lda pairs) . panel (kh pairs x nv columns)
+void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,
+                      int nv, int accumulate);
+// panel of columns j0..j0+nv of w^T with w (N, ldw) bf16 rows (pairs along a row), reduction elements k0..k0+kc
+void lt_bf16_pack_nt(uint32_t *panel, const uint16_t *w, int ldw, int k0, int kc, int j0, int nv);
+// panel of columns j0..j0+nv of w (K, ldw) bf16 rows (pairs across two rows), reduction rows k0..k0+kc
+void lt_bf16_pack_nn(uint32_t *panel, const uint16_t *w, int ldw, int k0, int kc, int j0, int nv);
+
 #endif

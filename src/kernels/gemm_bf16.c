@@ -323,6 +323,19 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
   }
 }
 
+void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,
+                      int nv, int accumulate) {
+  if (M > 0 && nv > 0) panel_bf16(y, a, lda, panel, M, (int)ldy, kh, 0, nv, accumulate);
+}
+
+void lt_bf16_pack_nt(uint32_t *panel, const uint16_t *w, int ldw, int k0, int kc, int j0, int nv) {
+  pack_nt(panel, w, ldw, k0, kc, j0, nv);
+}
+
+void lt_bf16_pack_nn(uint32_t *panel, const uint16_t *w, int ldw, int k0, int kc, int j0, int nv) {
+  pack_nn(panel, w, ldw, k0, kc, j0, nv);
+}
+
 size_t lt_gemm_bf16_st_scratch(int M, int K) {
   return align64((size_t)M * (size_t)((K + 1) / 2) * 4 + 64) + panel_bytes(K) + 64;
 }
