@@ -44,7 +44,7 @@ typedef struct {
   // panels of 64 keys (pairs along d) and K as NN panels of 64 dims (pairs along keys); per head, bf16 rows of
   // scale * q, and q and dout transposed into pairs along rows (D x T2); f32 dK^T, dV^T accumulators (D x L).
   int pk;
-  uint32_t *knt, *vnt, *knn, *qs, *qT, *doT;
+  uint32_t *knt, *vnt, *knn, *vnn, *qs, *qT, *doT;
   float *dkT, *dvT;
 } att_ctx;
 
@@ -76,7 +76,7 @@ static void att_init(att_ctx *c, const float *q, const float *k, const float *v,
   c->G = H / KV, c->HD = H * D, c->KVD = KV * D, c->L = p0 + T;
   c->bf = c->pk = 0;
   c->kb = c->vb = c->qb = c->dob = NULL;
-  c->knt = c->vnt = c->knn = c->qs = c->qT = c->doT = NULL;
+  c->knt = c->vnt = c->knn = c->vnn = c->qs = c->qT = c->doT = NULL;
   c->dkT = c->dvT = NULL;
   c->scale = (float)(1.0 / sqrt((double)D));  // head_dim ** -0.5 as Python computes it
   c->avx = lt_cpu_has_avx512();
@@ -138,7 +138,7 @@ static int64_t slot_packed(int T, int L) {
 // packed mode, shared floats (plus alignment slack)
 static int64_t shared_packed(int T, int L, int H, int KV, int D) {
   int64_t Dh = D / 2, L2 = half_up(L), T2 = half_up(T);
-  return 16 + 2 * up16((int64_t)KV * nblk64(L) * Dh * 64) + up16((int64_t)KV * nblk64(D) * L2 * 64) +
+  return 16 + 2 * up16((int64_t)KV * nblk64(L) * Dh * 64) + 2 * up16((int64_t)KV * nblk64(D) * L2 * 64) +
          up16((int64_t)H * T * Dh) + 2 * up16((int64_t)H * D * T2) + 2 * up16((int64_t)KV * D * L);
 }
 
@@ -310,8 +310,10 @@ static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
     }
 }
 
-// Packed operands (after att_bf16_setup with dout): see att_ctx. Zeroes the dK^T, dV^T accumulators.
-static void att_packed_setup(att_ctx *c, float *scratch) {
+// Packed operands (after att_bf16_setup; see att_ctx). Forward: K as NT and V as NN panels, scale * q rows.
+// Backward (bwd = 1, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
+// into row pairs, and the dK^T, dV^T accumulators zeroed.
+static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
   int T = c->T, L = c->L, H = c->H, KV = c->KV, D = c->D, Dh = D / 2;
   int64_t L2 = half_up(L), T2 = half_up(T), nkb = nblk64(L), ndp = nblk64(D);
   float *p = align64f(scratch + att_shared(T, L, H, KV, D, 1) - shared_packed(T, L, H, KV, D));
@@ -321,6 +323,8 @@ static void att_packed_setup(att_ctx *c, float *scratch) {
   c->vnt = (uint32_t *)p;
   p += up16((int64_t)KV * nkb * Dh * 64);
   c->knn = (uint32_t *)p;
+  p += up16((int64_t)KV * ndp * L2 * 64);
+  c->vnn = (uint32_t *)p;
   p += up16((int64_t)KV * ndp * L2 * 64);
   c->qs = (uint32_t *)p;
   p += up16((int64_t)H * T * Dh);
@@ -339,21 +343,27 @@ static void att_packed_setup(att_ctx *c, float *scratch) {
       for (int64_t b = 0; b < nkb; b++) {
         int j0 = (int)b * 64, nv = att_min(64, L - j0);
         lt_bf16_pack_nt(c->knt + ((int64_t)kh * nkb + b) * Dh * 64, kr, D, 0, D, j0, nv);
-        lt_bf16_pack_nt(c->vnt + ((int64_t)kh * nkb + b) * Dh * 64, vr, D, 0, D, j0, nv);
+        if (bwd) lt_bf16_pack_nt(c->vnt + ((int64_t)kh * nkb + b) * Dh * 64, vr, D, 0, D, j0, nv);
       }
-      for (int64_t dp = 0; dp < ndp; dp++)
-        lt_bf16_pack_nn(c->knn + ((int64_t)kh * ndp + dp) * L2 * 64, kr, D, 0, L, (int)dp * 64,
-                        att_min(64, D - (int)dp * 64));
-      memset(c->dkT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
-      memset(c->dvT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
+      for (int64_t dp = 0; dp < ndp; dp++) {
+        int j0 = (int)dp * 64, nv = att_min(64, D - j0);
+        if (bwd) lt_bf16_pack_nn(c->knn + ((int64_t)kh * ndp + dp) * L2 * 64, kr, D, 0, L, j0, nv);
+        else lt_bf16_pack_nn(c->vnn + ((int64_t)kh * ndp + dp) * L2 * 64, vr, D, 0, L, j0, nv);
+      }
+      if (bwd) {
+        memset(c->dkT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
+        memset(c->dvT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
+      }
     } else {
       int h = task - KV;
       uint16_t *qs = (uint16_t *)(c->qs + (int64_t)h * T * Dh);
       for (int t = 0; t < T; t++)
         for (int d = 0; d < D; d++)
           qs[(int64_t)t * D + d] = lt_f32_to_bf16(c->scale * c->q[(int64_t)t * c->HD + h * D + d]);
-      rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
-      rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
+      if (bwd) {
+        rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
+        rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
+      }
     }
   }
 }
@@ -470,15 +480,26 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
   if (bf16) att_bf16_setup(&c, scratch, NULL);
+  if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 0);
   int bq = att_bq(T), nb = (T + bq - 1) / bq, ntasks = H * nb;
   int nth = omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntasks > 1 && nth > 1)
   for (int task = 0; task < ntasks; task++) {
     int h = task / nb, t0 = (task % nb) * bq, nt = att_min(bq, T - t0), kh = h / c.G;
-    int ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
+    int ks = key_lo(&c, t0);
+    if (c.pk) ks = ks / 64 * 64;  // whole key panels; the keys left of the window get probability 0
+    int nk = p0 + t0 + nt - ks;
     att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
     float *S = sl.A;
-    att_scores(&c, &sl, S, h, t0, nt, ks, nk);
+    if (c.pk) {
+      int Dh = D / 2;
+      int64_t nkb = nblk64(c.L);
+      for (int b = 0; b < (nk + 63) / 64; b++)  // S = (scale q) K^T
+        lt_bf16_panel_mm(S + b * 64, nk, c.qs + ((int64_t)h * T + t0) * Dh, Dh,
+                         c.knt + ((int64_t)kh * nkb + ks / 64 + b) * Dh * 64, nt, Dh, att_min(64, nk - b * 64), 0);
+    } else {
+      att_scores(&c, &sl, S, h, t0, nt, ks, nk);
+    }
     for (int r = 0; r < nt; r++) {  // masked softmax in f32
       int t = t0 + r, jlo = key_lo(&c, t) - ks, jhi = p0 + t - ks;  // visible columns: jlo..jhi, kmask permitting
       float *s = S + (int64_t)r * nk;
@@ -513,7 +534,13 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     }
     // out rows = P V
     float *o = out + (int64_t)t0 * c.HD + h * D;
-    if (c.bf) lt_gemm_bf16_st(o, c.HD, S, nk, c.vb + ((int64_t)kh * c.L + ks) * D, D, nt, D, nk, 0, 1, sl.st);
+    if (c.pk) {
+      int64_t nk2 = half_up(nk), L2 = half_up(c.L), ndp = nblk64(D);
+      rows_bf16(sl.dsr, nk2, S, nk, nt, nk);
+      for (int dp = 0; dp < ndp; dp++)
+        lt_bf16_panel_mm(o + dp * 64, c.HD, sl.dsr, nk2, c.vnn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64,
+                         nt, (int)nk2, att_min(64, D - dp * 64), 0);
+    } else if (c.bf) lt_gemm_bf16_st(o, c.HD, S, nk, c.vb + ((int64_t)kh * c.L + ks) * D, D, nt, D, nk, 0, 1, sl.st);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, D, nk, 1.0f, S, nk, v + (int64_t)ks * c.KVD + kh * D,
                      c.KVD, 0.0f, o, c.HD);
   }
@@ -536,7 +563,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
-    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch);
+    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 1);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
       att_slot sl = slot_of(&c, scratch, omp_get_thread_num());

@@ -104,6 +104,8 @@ static void suite(int has_bf) {
   check(130, 0, 14, 2, 64, 0, 0, has_bf);  // Qwen2.5-0.5B heads, three query tiles
   check(97, 0, 6, 3, 48, 20, 1, has_bf);   // sliding window, odd head size, padding
   check(200, 0, 2, 1, 64, 0, 0, has_bf);
+  check(200, 0, 4, 2, 64, 30, 1, has_bf);  // window: later tiles start at key panel 64 and 128
+  check(70, 130, 4, 2, 32, 50, 0, has_bf);  // window after a cache
 }
 
 int main(void) {
