@@ -26,10 +26,20 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
     for (int q0 = 0; q0 < r; q0 += 8) {
       int qn = LT_MIN(8, r - q0);
       __m512 s0[8], s1[8];
+#pragma GCC unroll 8
       for (int q = 0; q < 8; q++) s0[q] = s1[q] = _mm512_setzero_ps();
       for (int k = 0; k < in; k += 16) {
         __mmask16 m = k < kv ? (__mmask16)0xffff : km;
         __m512 a0 = _mm512_maskz_loadu_ps(m, x0 + k), a1 = _mm512_maskz_loadu_ps(m, x1 + k);
+        if (qn == 8) {  // the common case without a test per rank row
+#pragma GCC unroll 8
+          for (int q = 0; q < 8; q++) {
+            __m512 w = _mm512_maskz_loadu_ps(m, A + (int64_t)(q0 + q) * in + k);
+            s0[q] = _mm512_fmadd_ps(a0, w, s0[q]);
+            s1[q] = _mm512_fmadd_ps(a1, w, s1[q]);
+          }
+          continue;
+        }
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) {
           if (q < qn) {
@@ -39,7 +49,9 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
           }
         }
       }
-      for (int q = 0; q < qn; q++) {
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; q++) {  // constant indices keep the sums in registers
+        if (q >= qn) break;
         xa[(int64_t)i0 * r + q0 + q] = _mm512_reduce_add_ps(s0[q]);
         if (two) xa[(int64_t)(i0 + 1) * r + q0 + q] = _mm512_reduce_add_ps(s1[q]);
       }
@@ -67,6 +79,17 @@ LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B
         for (int q = 0; q < qn; q++)
           bt[q] = _mm512_mul_ps(sv, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), jm, rows,
                                                               B + (int64_t)j0 * r + q0 + q, 4));
+        if (qn == 16) {  // a whole chunk: constant trip count, so bt stays in registers
+          for (int n = n0; n < n1; n++) {
+            float *yr = y + (int64_t)n * out + j0;
+            const float *xr = xa + (int64_t)n * r + q0;
+            __m512 acc = _mm512_maskz_loadu_ps(jm, yr);
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), bt[q], acc);
+            _mm512_mask_storeu_ps(yr, jm, acc);
+          }
+          continue;
+        }
         for (int n = n0; n < n1; n++) {
           float *yr = y + (int64_t)n * out + j0;
           const float *xr = xa + (int64_t)n * r + q0;
@@ -91,14 +114,18 @@ LT_TARGET_AVX512 static void dxa_avx512(float *dxa, const float *dy, const float
     for (int q0 = 0; q0 < r; q0 += 16) {
       __mmask16 qm = tail16(r - q0);
       __m512 acc[8];
+#pragma GCC unroll 8
       for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
       for (int j = 0; j < out; j++) {
         __m512 w = _mm512_maskz_loadu_ps(qm, B + (int64_t)j * r + q0);
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i][j]), w, acc[i]);
       }
-      for (int i = 0; i < nn; i++)
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) {  // constant indices keep the sums in registers
+        if (i >= nn) break;
         _mm512_mask_storeu_ps(dxa + (int64_t)(n0 + i) * r + q0, qm, _mm512_mul_ps(acc[i], _mm512_set1_ps(s)));
+      }
     }
   }
 }
@@ -113,15 +140,23 @@ LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float 
     for (int q0 = 0; q0 < r; q0 += 16) {
       __mmask16 qm = tail16(r - q0);
       __m512 acc[16];
+#pragma GCC unroll 16
       for (int c = 0; c < 16; c++) acc[c] = _mm512_setzero_ps();
       for (int n = 0; n < N; n++) {
         __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * r + q0);
         const float *dr = d + (int64_t)n * cols + c0;
+        if (cn == 16) {  // the common case without a test per column
+#pragma GCC unroll 16
+          for (int c = 0; c < 16; c++) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dr[c]), w, acc[c]);
+          continue;
+        }
 #pragma GCC unroll 16
         for (int c = 0; c < 16; c++)
           if (c < cn) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dr[c]), w, acc[c]);
       }
-      for (int c = 0; c < cn; c++) {
+#pragma GCC unroll 16
+      for (int c = 0; c < 16; c++) {  // constant indices keep the sums in registers
+        if (c >= cn) break;
         float *gr = g + (int64_t)(c0 + c) * r + q0;
         _mm512_mask_storeu_ps(gr, qm, _mm512_fmadd_ps(acc[c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
       }
@@ -140,15 +175,23 @@ LT_TARGET_AVX512 static void ga_avx512(float *gA, const float *dxa, const float 
     for (int q0 = 0; q0 < r; q0 += 16) {
       int qn = LT_MIN(16, r - q0);
       __m512 acc[16];
+#pragma GCC unroll 16
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
       for (int n = 0; n < N; n++) {
         __m512 xv = _mm512_maskz_loadu_ps(km, x + (int64_t)n * in + k0);
         const float *dr = dxa + (int64_t)n * r + q0;
+        if (qn == 16) {  // the common case without a test per rank row
+#pragma GCC unroll 16
+          for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), xv, acc[q]);
+          continue;
+        }
 #pragma GCC unroll 16
         for (int q = 0; q < 16; q++)
           if (q < qn) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), xv, acc[q]);
       }
-      for (int q = 0; q < qn; q++) {
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) {  // constant indices keep the sums in registers
+        if (q >= qn) break;
         float *gr = gA + (int64_t)(q0 + q) * in + k0;
         _mm512_mask_storeu_ps(gr, km, _mm512_add_ps(acc[q], _mm512_maskz_loadu_ps(km, gr)));
       }
@@ -170,6 +213,17 @@ LT_TARGET_AVX512 static void dx_avx512(float *dx, const float *dxa, const float 
         int qn = LT_MIN(16, r - q0), first = q0 == 0 && !accumulate;
         __m512 a[16];
         for (int q = 0; q < qn; q++) a[q] = _mm512_maskz_loadu_ps(km, A + (int64_t)(q0 + q) * in + k0);
+        if (qn == 16) {  // a whole chunk: constant trip count, so a stays in registers
+          for (int n = n0; n < n1; n++) {
+            float *xr = dx + (int64_t)n * in + k0;
+            const float *dr = dxa + (int64_t)n * r + q0;
+            __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km, xr);
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), a[q], acc);
+            _mm512_mask_storeu_ps(xr, km, acc);
+          }
+          continue;
+        }
         for (int n = n0; n < n1; n++) {
           float *xr = dx + (int64_t)n * in + k0;
           const float *dr = dxa + (int64_t)n * r + q0;
