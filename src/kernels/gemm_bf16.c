@@ -14,6 +14,8 @@
 
 #define NR 64
 #define MR 6
+#define PF_PAIRS 64  // pack_nt: software prefetch distance along a row (64 pairs = 256 bytes)
+#define PF_ROWS 8     // pack_nn: software prefetch distance in row pairs
 #define KC 2048  // reduction block: a packed panel is KC/2 x 64 pairs = 256 KiB, resident in L2
 #define TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
@@ -108,6 +110,8 @@ TARGET_BF16 static void pack_nt(uint32_t *p, const uint16_t *w, int K, int k0, i
   for (int jg = 0; jg < jv; jg += 16)
     for (int q0 = 0; q0 < q16; q0 += 16) {
       __m512i r[16];
+      if (q0 + PF_PAIRS < full)  // 16 row streams: fetch ahead of them (the hardware prefetchers follow fewer)
+        for (int i = 0; i < 16; i++) _mm_prefetch((const char *)(rows[jg + i] + 2 * (q0 + PF_PAIRS)), _MM_HINT_T0);
       for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512((const void *)(rows[jg + i] + 2 * q0));
       transpose16x16(r);
       for (int c = 0; c < 16; c++) _mm512_store_si512((void *)(p + (int64_t)(q0 + c) * NR + jg), r[c]);
@@ -133,6 +137,13 @@ TARGET_BF16 static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, i
   for (int q = 0; q < kh; q++) {
     const uint16_t *r0 = w + (int64_t)(k0 + 2 * q) * N + j0;
     const uint16_t *r1 = 2 * q + 1 < kc ? r0 + N : NULL;
+    if (2 * (q + PF_ROWS) + 1 < kc) {  // strided rows: fetch the pair PF_ROWS ahead
+      const char *f = (const char *)(r0 + (int64_t)2 * PF_ROWS * N);
+      _mm_prefetch(f, _MM_HINT_T0);
+      _mm_prefetch(f + 64, _MM_HINT_T0);
+      _mm_prefetch(f + (int64_t)N * 2, _MM_HINT_T0);
+      _mm_prefetch(f + (int64_t)N * 2 + 64, _MM_HINT_T0);
+    }
     uint32_t *d = p + (int64_t)q * NR;
     if (r1 && nv == NR) {
       for (int j = 0; j < NR; j += 32) {
