@@ -29,6 +29,16 @@ void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, 
 void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                      const lt_gemm_scratch *s);
 
+// Several NT products of one x: y_i (M, N_i) = x (M,K) @ w_i^T with w_i (N_i, K) bf16 (e.g. the q, k, v
+// projections): x is converted once and the column panels of all outputs share one parallel loop.
+#define LT_GEMM_MULTI_MAX 4
+typedef struct lt_gemm_nt_out {
+  float *y;
+  const uint16_t *w;
+  int N;
+} lt_gemm_nt_out;
+void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s);
+
 // Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
 // only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)
 // times w^T with w (N,K; ldw) bf16 (nn = 0), or times w with w (K,N; ldw) bf16 (nn = 1).

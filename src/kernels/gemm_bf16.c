@@ -295,10 +295,14 @@ TARGET_BF16 static void gemv_nt_bf16(float *y, const uint32_t *a, const uint16_t
   }
 }
 
-static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
-                 const lt_gemm_scratch *s, int nn) {
-  if (M <= 0 || N <= 0) return;
-  int kh = (K + 1) / 2, nb = (N + NR - 1) / NR;
+// y_i (M, N_i) (+)= x (M,K) times w_i (NT) or w_i (NN) for the n outputs: x converted once, the column panels of
+// all outputs in one parallel loop.
+static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate,
+                       const lt_gemm_scratch *s, int nn) {
+  if (M <= 0 || n <= 0) return;
+  int kh = (K + 1) / 2, nbs[LT_GEMM_MULTI_MAX], ntasks = 0;
+  for (int i = 0; i < n; i++) ntasks += nbs[i] = o[i].N > 0 ? (o[i].N + NR - 1) / NR : 0;
+  if (ntasks == 0) return;
   // the bf16 copy of x needs M * 2*kh <= max_mk (the scratch contract); a caller outside it gets the f32 path
   int bf = lt_cpu_has_avx512bf16() && (int64_t)M * 2 * kh <= s->max_mk;
   uint32_t *a = s->buf;
@@ -306,15 +310,20 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
   if (bf) convert_rows_bf16(a, x, M, K);
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
   if (bf && !nn && M <= GEMV_MAX_M && K > 0) {
-    gemv_nt_bf16(y, a, w, M, N, K, accumulate, threads);
+    for (int i = 0; i < n; i++)
+      if (o[i].N > 0) gemv_nt_bf16(o[i].y, a, o[i].w, M, o[i].N, K, accumulate, threads);
     return;
   }
 #pragma omp parallel num_threads(threads)
   {
     void *p = panels + (size_t)omp_get_thread_num() * panel_bytes(K);
 #pragma omp for schedule(dynamic, 1)
-    for (int jb = 0; jb < nb; jb++) {
-      int j0 = jb * NR, nv = LT_MIN(NR, N - j0);
+    for (int task = 0; task < ntasks; task++) {
+      int oi = 0, jb = task;
+      while (jb >= nbs[oi]) jb -= nbs[oi++];
+      float *y = o[oi].y;
+      const uint16_t *w = o[oi].w;
+      int N = o[oi].N, j0 = jb * NR, nv = LT_MIN(NR, N - j0);
       for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
         int kc = LT_MIN(KC, K - k0), acc = accumulate || k0 > 0;
         if (kc <= 0) {  // K == 0: y = 0 (or unchanged when accumulating)
@@ -332,6 +341,16 @@ static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int 
       }
     }
   }
+}
+
+static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
+                 const lt_gemm_scratch *s, int nn) {
+  lt_gemm_nt_out o = {y, w, N};
+  gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+}
+
+void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s) {
+  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX) gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, M, K, 0, s, 0);
 }
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,

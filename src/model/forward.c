@@ -15,17 +15,22 @@
 static int ce_chunk_rows(int64_t N, int V) { return (int)LT_MIN(N, LT_MAX(64, (32 << 20) / LT_MAX(V, 1))); }
 
 // ---- matrix products with a frozen or trainable weight, in the model's compute precision ----
+// the bf16 GEMM serves W: a bf16 view that is frozen or has a fresh bf16 shadow, and bf16 scratch
+static int mm_bf16(const lt_param *w, const lt_gemm_scratch *gs) {
+  return gs && gs->buf && w->bf && (!w->g || w->bf_shadow);
+}
+
 // x (N,in), W (out,in) -> y (N,out) (+)= x W^T
 void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
+  if (mm_bf16(w, gs)) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
   else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
 }
 
 // dy (N,out) -> dx (N,in) (+)= dy W
 void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (gs && gs->buf && w->bf && (!w->g || w->bf_shadow)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, accumulate, gs);
+  if (mm_bf16(w, gs)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, accumulate, gs);
   else if (N > 0 && in > 0)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w->w, in,
                 accumulate ? 1.0f : 0.0f, dx, in);
@@ -154,15 +159,37 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
 
 // ---- LoRA-aware projection ----
 // x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
-void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                     const lt_gemm_scratch *gs, int train) {
-  lt_mm_forward(p->w, y, x, N, 0, gs);
+// bias and LoRA terms of a projection whose base product y = x W^T is done
+static void proj_tail(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
+                      int train) {
   if (p->b) lt_add_bias(y, p->b->w, N, p->out);
   const lt_lora *a = p->lora;
   if (!a) return;
   const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, train);
   lt_lora_xa(xa, xd, a->A, N, a->in, a->r);
   lt_lora_up(y, xa, a->B, a->scale, N, a->out, a->r);
+}
+
+void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
+                     const lt_gemm_scratch *gs, int train) {
+  lt_mm_forward(p->w, y, x, N, 0, gs);
+  proj_tail(m, l, p, y, x, xa, N, drop, train);
+}
+
+// n projections of the same input x (q, k, v; gate, up): one bf16 GEMM call for the base products when all
+// of them run in bf16 (x converted once, one parallel loop), then each one's bias and LoRA terms.
+static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
+                           float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train) {
+  int fused = n <= LT_GEMM_MULTI_MAX;
+  for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
+  if (!fused) {
+    for (int i = 0; i < n; i++) lt_proj_forward(m, l, p[i], y[i], x, xa[i], N, drop, gs, train);
+    return;
+  }
+  lt_gemm_nt_out o[LT_GEMM_MULTI_MAX];
+  for (int i = 0; i < n; i++) o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out};
+  lt_gemm_bf16_nt_multi(o, n, x, N, p[0]->in, gs);
+  for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
 }
 
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
@@ -197,9 +224,12 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   float *kdst = a->k + (int64_t)p0 * KVD, *vdst = a->v + (int64_t)p0 * KVD;
   // attention block
   lt_rmsnorm_forward(xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  lt_proj_forward(m, l, &L->proj[LT_Q], c->qk_norm ? a->qpre : a->q, xn, a->xa[LT_Q], N, drop, gs, train);
-  lt_proj_forward(m, l, &L->proj[LT_K], c->qk_norm ? a->kpre : kdst, xn, a->xa[LT_K], N, drop, gs, train);
-  lt_proj_forward(m, l, &L->proj[LT_V], vdst, xn, a->xa[LT_V], N, drop, gs, train);
+  {
+    const lt_linear *p[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
+    float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
+    float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train);
+  }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
     lt_rmsnorm_forward(kdst, a->krstd, a->kpre, L->kn->w, N * KV, D, c->rms_eps);
@@ -216,8 +246,12 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
   lt_rmsnorm_forward(xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
-  lt_proj_forward(m, l, &L->proj[LT_GATE], a->g, xn, a->xa[LT_GATE], N, drop, gs, train);
-  lt_proj_forward(m, l, &L->proj[LT_UP], a->u, xn, a->xa[LT_UP], N, drop, gs, train);
+  {
+    const lt_linear *p[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
+    float *y[2] = {a->g, a->u};
+    float *xa[2] = {a->xa[LT_GATE], a->xa[LT_UP]};
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train);
+  }
   lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
   lt_proj_forward(m, l, &L->proj[LT_DOWN], x_out, h, a->xa[LT_DOWN], N, drop, gs, train);
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
