@@ -310,6 +310,20 @@ static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
     }
 }
 
+// dst (T, D) = bf16(scale * src (T rows of D, row stride lds)), rounded as lt_f32_to_bf16 (nearest even)
+TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, int64_t lds, int T, int D, float scale) {
+  __m512 vs = _mm512_set1_ps(scale);
+  for (int t = 0; t < T; t++) {
+    const float *x = src + (int64_t)t * lds;
+    uint16_t *o = dst + (int64_t)t * D;
+    for (int d = 0; d < D; d += 16) {
+      __mmask16 m = D - d >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (D - d)) - 1);
+      __m256bh v = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + d), vs));
+      _mm256_mask_storeu_epi16(o + d, m, (__m256i)v);
+    }
+  }
+}
+
 // Packed operands (after att_bf16_setup; see att_ctx). Forward: K as NT and V as NN panels, scale * q rows.
 // Backward (bwd = 1, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
 // into row pairs, and the dK^T, dV^T accumulators zeroed.
@@ -356,10 +370,7 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
       }
     } else {
       int h = task - KV;
-      uint16_t *qs = (uint16_t *)(c->qs + (int64_t)h * T * Dh);
-      for (int t = 0; t < T; t++)
-        for (int d = 0; d < D; d++)
-          qs[(int64_t)t * D + d] = lt_f32_to_bf16(c->scale * c->q[(int64_t)t * c->HD + h * D + d]);
+      scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
       if (bwd) {
         rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
         rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
