@@ -14,7 +14,24 @@ static inline LT_TARGET_AVX512 __mmask16 tail16(int n) {
   return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
 }
 
+// The inner steps below take the count of live vectors (qn, cn) as an argument and are always inlined: each
+// kernel calls them once with the literal of a whole chunk (the common case, where the per-vector tests fold away)
+// and once with the run-time count. Arrays of vectors are only indexed by constants after unrolling, so they stay
+// in registers (a run-time index puts them on the stack, which cost the kernels 2-3x).
+#define LORA_STEP static inline __attribute__((always_inline)) LT_TARGET_AVX512 void
+
 // ---- xa (N,r) = x (N,in) . A^T, A (r,in) ----
+// s0[q], s1[q] += a0, a1 times rank row q (q < qn) of A at this block of in (Ak: row 0, stride in)
+LORA_STEP xa_step(__m512 s0[8], __m512 s1[8], __m512 a0, __m512 a1, const float *Ak, int64_t in, __mmask16 m, int qn) {
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; q++)
+    if (q < qn) {
+      __m512 w = _mm512_maskz_loadu_ps(m, Ak + q * in);
+      s0[q] = _mm512_fmadd_ps(a0, w, s0[q]);
+      s1[q] = _mm512_fmadd_ps(a1, w, s1[q]);
+    }
+}
+
 // Dot products along in: a tile of 2 rows x 8 rank rows keeps 16 vector sums, reduced once at the end.
 LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A, int N, int in, int r) {
   int np = (N + 1) / 2, kv = in / 16 * 16;
@@ -31,23 +48,8 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
       for (int k = 0; k < in; k += 16) {
         __mmask16 m = k < kv ? (__mmask16)0xffff : km;
         __m512 a0 = _mm512_maskz_loadu_ps(m, x0 + k), a1 = _mm512_maskz_loadu_ps(m, x1 + k);
-        if (qn == 8) {  // the common case without a test per rank row
-#pragma GCC unroll 8
-          for (int q = 0; q < 8; q++) {
-            __m512 w = _mm512_maskz_loadu_ps(m, A + (int64_t)(q0 + q) * in + k);
-            s0[q] = _mm512_fmadd_ps(a0, w, s0[q]);
-            s1[q] = _mm512_fmadd_ps(a1, w, s1[q]);
-          }
-          continue;
-        }
-#pragma GCC unroll 8
-        for (int q = 0; q < 8; q++) {
-          if (q < qn) {
-            __m512 w = _mm512_maskz_loadu_ps(m, A + (int64_t)(q0 + q) * in + k);
-            s0[q] = _mm512_fmadd_ps(a0, w, s0[q]);
-            s1[q] = _mm512_fmadd_ps(a1, w, s1[q]);
-          }
-        }
+        if (qn == 8) xa_step(s0, s1, a0, a1, A + (int64_t)q0 * in + k, in, m, 8);
+        else xa_step(s0, s1, a0, a1, A + (int64_t)q0 * in + k, in, m, qn);
       }
 #pragma GCC unroll 8
       for (int q = 0; q < 8; q++) {  // constant indices keep the sums in registers
@@ -63,6 +65,26 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
 // Vectors along out: for 16 output columns, the 16 x (r chunk of 16) block of B is transposed in registers
 // (16-lane gathers from the stored rows) and scaled by s, then every row of the tile gets r broadcast FMAs.
 #define UP_ROWS 64
+// rows n0..n1 of y, columns j0.. (mask jm), rank chunk q0.. of qn
+LORA_STEP up_tile(float *y, const float *xa, const float *B, __m512i rows, __m512 sv, int n0, int n1, int out, int r,
+                  int j0, int q0, __mmask16 jm, int qn) {
+  __m512 bt[16];  // bt[q][jj] = s * B[j0 + jj][q0 + q]
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q++)
+    bt[q] = q < qn ? _mm512_mul_ps(sv, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), jm, rows,
+                                                                B + (int64_t)j0 * r + q0 + q, 4))
+                   : _mm512_setzero_ps();
+  for (int n = n0; n < n1; n++) {
+    float *yr = y + (int64_t)n * out + j0;
+    const float *xr = xa + (int64_t)n * r + q0;
+    __m512 acc = _mm512_maskz_loadu_ps(jm, yr);
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+      if (q < qn) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), bt[q], acc);
+    _mm512_mask_storeu_ps(yr, jm, acc);
+  }
+}
+
 LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B, float s, int N, int out, int r) {
   int nb = (N + UP_ROWS - 1) / UP_ROWS;
   const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -75,28 +97,8 @@ LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B
       __mmask16 jm = tail16(out - j0);
       for (int q0 = 0; q0 < r; q0 += 16) {
         int qn = LT_MIN(16, r - q0);
-        __m512 bt[16];  // bt[q][jj] = s * B[j0 + jj][q0 + q]
-        for (int q = 0; q < qn; q++)
-          bt[q] = _mm512_mul_ps(sv, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), jm, rows,
-                                                              B + (int64_t)j0 * r + q0 + q, 4));
-        if (qn == 16) {  // a whole chunk: constant trip count, so bt stays in registers
-          for (int n = n0; n < n1; n++) {
-            float *yr = y + (int64_t)n * out + j0;
-            const float *xr = xa + (int64_t)n * r + q0;
-            __m512 acc = _mm512_maskz_loadu_ps(jm, yr);
-#pragma GCC unroll 16
-            for (int q = 0; q < 16; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), bt[q], acc);
-            _mm512_mask_storeu_ps(yr, jm, acc);
-          }
-          continue;
-        }
-        for (int n = n0; n < n1; n++) {
-          float *yr = y + (int64_t)n * out + j0;
-          const float *xr = xa + (int64_t)n * r + q0;
-          __m512 acc = _mm512_maskz_loadu_ps(jm, yr);
-          for (int q = 0; q < qn; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), bt[q], acc);
-          _mm512_mask_storeu_ps(yr, jm, acc);
-        }
+        if (qn == 16) up_tile(y, xa, B, rows, sv, n0, n1, out, r, j0, q0, jm, 16);
+        else up_tile(y, xa, B, rows, sv, n0, n1, out, r, j0, q0, jm, qn);
       }
     }
   }
@@ -130,6 +132,13 @@ LT_TARGET_AVX512 static void dxa_avx512(float *dxa, const float *dy, const float
   }
 }
 
+// acc[i] += d[i] * v for i < n
+LORA_STEP bcast_fma16(__m512 acc[16], const float *d, __m512 v, int n) {
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i++)
+    if (i < n) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i]), v, acc[i]);
+}
+
 // ---- g (cols,r) += s * d (N,cols)^T . v (N,r): gB with (d, v) = (dy, xa) ----
 // Vectors along r; 16 columns of d per tile (one cache line of each row), rows in order.
 LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int r) {
@@ -145,14 +154,8 @@ LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float 
       for (int n = 0; n < N; n++) {
         __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * r + q0);
         const float *dr = d + (int64_t)n * cols + c0;
-        if (cn == 16) {  // the common case without a test per column
-#pragma GCC unroll 16
-          for (int c = 0; c < 16; c++) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dr[c]), w, acc[c]);
-          continue;
-        }
-#pragma GCC unroll 16
-        for (int c = 0; c < 16; c++)
-          if (c < cn) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dr[c]), w, acc[c]);
+        if (cn == 16) bcast_fma16(acc, dr, w, 16);
+        else bcast_fma16(acc, dr, w, cn);
       }
 #pragma GCC unroll 16
       for (int c = 0; c < 16; c++) {  // constant indices keep the sums in registers
@@ -180,14 +183,8 @@ LT_TARGET_AVX512 static void ga_avx512(float *gA, const float *dxa, const float 
       for (int n = 0; n < N; n++) {
         __m512 xv = _mm512_maskz_loadu_ps(km, x + (int64_t)n * in + k0);
         const float *dr = dxa + (int64_t)n * r + q0;
-        if (qn == 16) {  // the common case without a test per rank row
-#pragma GCC unroll 16
-          for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), xv, acc[q]);
-          continue;
-        }
-#pragma GCC unroll 16
-        for (int q = 0; q < 16; q++)
-          if (q < qn) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), xv, acc[q]);
+        if (qn == 16) bcast_fma16(acc, dr, xv, 16);
+        else bcast_fma16(acc, dr, xv, qn);
       }
 #pragma GCC unroll 16
       for (int q = 0; q < 16; q++) {  // constant indices keep the sums in registers
@@ -201,6 +198,24 @@ LT_TARGET_AVX512 static void ga_avx512(float *gA, const float *dxa, const float 
 
 // ---- dx (N,in) (+)= dxa (N,r) . A (r,in) ----
 // Vectors along in; a tile of rows x 16 features keeps the r chunk's 16 rows of A in registers.
+// rows n0..n1 of dx, features k0.. (mask km), rank chunk q0.. of qn; first: overwrite instead of accumulate
+LORA_STEP dx_tile(float *dx, const float *dxa, const float *A, int n0, int n1, int in, int r, int k0, int q0,
+                  __mmask16 km, int first, int qn) {
+  __m512 a[16];
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q++)
+    a[q] = q < qn ? _mm512_maskz_loadu_ps(km, A + (int64_t)(q0 + q) * in + k0) : _mm512_setzero_ps();
+  for (int n = n0; n < n1; n++) {
+    float *xr = dx + (int64_t)n * in + k0;
+    const float *dr = dxa + (int64_t)n * r + q0;
+    __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km, xr);
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+      if (q < qn) acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), a[q], acc);
+    _mm512_mask_storeu_ps(xr, km, acc);
+  }
+}
+
 LT_TARGET_AVX512 static void dx_avx512(float *dx, const float *dxa, const float *A, int N, int in, int r,
                                        int accumulate) {
   int nb = (N + UP_ROWS - 1) / UP_ROWS;
@@ -211,26 +226,8 @@ LT_TARGET_AVX512 static void dx_avx512(float *dx, const float *dxa, const float 
       __mmask16 km = tail16(in - k0);
       for (int q0 = 0; q0 < r; q0 += 16) {
         int qn = LT_MIN(16, r - q0), first = q0 == 0 && !accumulate;
-        __m512 a[16];
-        for (int q = 0; q < qn; q++) a[q] = _mm512_maskz_loadu_ps(km, A + (int64_t)(q0 + q) * in + k0);
-        if (qn == 16) {  // a whole chunk: constant trip count, so a stays in registers
-          for (int n = n0; n < n1; n++) {
-            float *xr = dx + (int64_t)n * in + k0;
-            const float *dr = dxa + (int64_t)n * r + q0;
-            __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km, xr);
-#pragma GCC unroll 16
-            for (int q = 0; q < 16; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), a[q], acc);
-            _mm512_mask_storeu_ps(xr, km, acc);
-          }
-          continue;
-        }
-        for (int n = n0; n < n1; n++) {
-          float *xr = dx + (int64_t)n * in + k0;
-          const float *dr = dxa + (int64_t)n * r + q0;
-          __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km, xr);
-          for (int q = 0; q < qn; q++) acc = _mm512_fmadd_ps(_mm512_set1_ps(dr[q]), a[q], acc);
-          _mm512_mask_storeu_ps(xr, km, acc);
-        }
+        if (qn == 16) dx_tile(dx, dxa, A, n0, n1, in, r, k0, q0, km, first, 16);
+        else dx_tile(dx, dxa, A, n0, n1, in, r, k0, q0, km, first, qn);
       }
     }
   }
