@@ -139,59 +139,29 @@ LORA_STEP bcast_fma16(__m512 acc[16], const float *d, __m512 v, int n) {
     if (i < n) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i]), v, acc[i]);
 }
 
-// ---- g (cols,r) += s * d (N,cols)^T . v (N,r): gB with (d, v) = (dy, xa) ----
-// Vectors along r; 16 columns of d per tile (one cache line of each row), rows in order.
-LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int r) {
-  int cb = (cols + 15) / 16;
-#pragma omp parallel for schedule(static) if ((int64_t)N * cols * r > (1 << 18))
-  for (int b = 0; b < cb; b++) {
-    int c0 = 16 * b, cn = LT_MIN(16, cols - c0);
-    for (int q0 = 0; q0 < r; q0 += 16) {
-      __mmask16 qm = tail16(r - q0);
-      __m512 acc[16];
+// ---- g (cols,vl) += s * d (N,cols)^T . v (N,vl) ----
+// gB with (d, v) = (dy, xa), gA with (d, v) = (dxa, x) and s = 1. Tiles of 16 columns of d x 16 elements of v
+// (the 16 x 16 sums in registers), split between threads; each tile sums its rows in order.
+LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int vl) {
+  int cb = (cols + 15) / 16, vb = (vl + 15) / 16;
+#pragma omp parallel for schedule(static) if ((int64_t)N * cols * vl > (1 << 18))
+  for (int t = 0; t < cb * vb; t++) {
+    int c0 = 16 * (t / vb), cn = LT_MIN(16, cols - c0), q0 = 16 * (t % vb);
+    __mmask16 qm = tail16(vl - q0);
+    __m512 acc[16];
 #pragma GCC unroll 16
-      for (int c = 0; c < 16; c++) acc[c] = _mm512_setzero_ps();
-      for (int n = 0; n < N; n++) {
-        __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * r + q0);
-        const float *dr = d + (int64_t)n * cols + c0;
-        if (cn == 16) bcast_fma16(acc, dr, w, 16);
-        else bcast_fma16(acc, dr, w, cn);
-      }
-#pragma GCC unroll 16
-      for (int c = 0; c < 16; c++) {  // constant indices keep the sums in registers
-        if (c >= cn) break;
-        float *gr = g + (int64_t)(c0 + c) * r + q0;
-        _mm512_mask_storeu_ps(gr, qm, _mm512_fmadd_ps(acc[c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
-      }
+    for (int c = 0; c < 16; c++) acc[c] = _mm512_setzero_ps();
+    for (int n = 0; n < N; n++) {
+      __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * vl + q0);
+      const float *dr = d + (int64_t)n * cols + c0;
+      if (cn == 16) bcast_fma16(acc, dr, w, 16);
+      else bcast_fma16(acc, dr, w, cn);
     }
-  }
-}
-
-// ---- gA (r,in) += dxa (N,r)^T . x (N,in) ----
-// Vectors along in (16 features per tile), all r sums of the tile in registers (r chunks of 16), rows in order.
-LT_TARGET_AVX512 static void ga_avx512(float *gA, const float *dxa, const float *x, int N, int in, int r) {
-  int kb = (in + 15) / 16;
-#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
-  for (int b = 0; b < kb; b++) {
-    int k0 = 16 * b;
-    __mmask16 km = tail16(in - k0);
-    for (int q0 = 0; q0 < r; q0 += 16) {
-      int qn = LT_MIN(16, r - q0);
-      __m512 acc[16];
 #pragma GCC unroll 16
-      for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-      for (int n = 0; n < N; n++) {
-        __m512 xv = _mm512_maskz_loadu_ps(km, x + (int64_t)n * in + k0);
-        const float *dr = dxa + (int64_t)n * r + q0;
-        if (qn == 16) bcast_fma16(acc, dr, xv, 16);
-        else bcast_fma16(acc, dr, xv, qn);
-      }
-#pragma GCC unroll 16
-      for (int q = 0; q < 16; q++) {  // constant indices keep the sums in registers
-        if (q >= qn) break;
-        float *gr = gA + (int64_t)(q0 + q) * in + k0;
-        _mm512_mask_storeu_ps(gr, km, _mm512_add_ps(acc[q], _mm512_maskz_loadu_ps(km, gr)));
-      }
+    for (int c = 0; c < 16; c++) {  // constant indices keep the sums in registers
+      if (c >= cn) break;
+      float *gr = g + (int64_t)(c0 + c) * vl + q0;
+      _mm512_mask_storeu_ps(gr, qm, _mm512_fmadd_ps(acc[c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
     }
   }
 }
@@ -272,7 +242,7 @@ void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *
     return;
   }
   if (lt_cpu_has_avx512()) {
-    ga_avx512(gA, dxa, x, N, in, r);
+    gradT_avx512(gA, dxa, x, 1.0f, N, r, in);
     if (dx) dx_avx512(dx, dxa, A, N, in, r, accumulate);
   } else {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, dxa, r, x, in, 1.0f, gA, in);
