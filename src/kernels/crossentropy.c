@@ -38,9 +38,9 @@ LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k)
   for (; i < V; i++) z[i] = expf(z[i] - m) * k;
 }
 
-// max and sum(exp(x - max)) of one row
-static void ce_row_stats(const float *x, int V, float *mx, double *sum) {
-  if (lt_cpu_has_avx512()) {
+// max and sum(exp(x - max)) of one row (avx: lt_cpu_has_avx512(), read once by the caller)
+static void ce_row_stats(const float *x, int V, float *mx, double *sum, int avx) {
+  if (avx) {
     ce_row_stats16(x, V, mx, sum);
     return;
   }
@@ -53,7 +53,7 @@ static void ce_row_stats(const float *x, int V, float *mx, double *sum) {
 
 // logits (N,V), targets (N) -> losses (N) (0 where ignored); returns the number of valid rows
 int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V) {
-  int nvalid = 0;
+  int nvalid = 0, avx = lt_cpu_has_avx512();
 #pragma omp parallel for schedule(static) reduction(+ : nvalid) if ((int64_t)N * V > LT_CE_PAR)
   for (int n = 0; n < N; n++) {
     if (!ce_valid(targets[n], V)) {
@@ -63,7 +63,7 @@ int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *t
     const float *x = logits + (int64_t)n * V;
     float m;
     double s;
-    ce_row_stats(x, V, &m, &s);
+    ce_row_stats(x, V, &m, &s, avx);
     losses[n] = (float)(log(s) + (double)m - (double)x[targets[n]]);
     nvalid++;
   }
@@ -72,6 +72,7 @@ int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *t
 
 // dlogits (N,V) += scale * (softmax(logits) - onehot(target)) for valid rows
 void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale) {
+  int avx = lt_cpu_has_avx512();
 #pragma omp parallel for schedule(static) if ((int64_t)N * V > LT_CE_PAR)
   for (int n = 0; n < N; n++) {
     if (!ce_valid(targets[n], V)) continue;
@@ -79,7 +80,7 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
     float *d = dlogits + (int64_t)n * V;
     float m;
     double s;
-    ce_row_stats(x, V, &m, &s);
+    ce_row_stats(x, V, &m, &s, avx);
     float k = (float)(scale / s);
     for (int i = 0; i < V; i++) d[i] += expf(x[i] - m) * k;
     d[targets[n]] -= scale;
@@ -116,7 +117,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
         }
         float m, zt = z[t];
         double s;
-        ce_row_stats(z, V, &m, &s);
+        ce_row_stats(z, V, &m, &s, avx);
         if (grads) {  // z becomes dlogits = scale * (softmax - onehot)
           float k = (float)(scale / s);
           if (avx) {

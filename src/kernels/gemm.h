@@ -21,6 +21,8 @@ size_t lt_gemm_bf16_scratch(int64_t max_mk, int threads);
 
 // dst (n) = src (n) rounded to bf16 (nearest even, NaN kept), multi-threaded for large n.
 void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
+// The same on the calling thread, no OpenMP (for short rows inside parallel regions); AVX512-BF16 only.
+void lt_f32_to_bf16_st(uint16_t *dst, const float *src, int64_t n);
 
 // NT: y (M,N) = x (M,K) @ w^T with w (N,K) bf16 row-major (a linear layer's forward); y += ... if accumulate.
 void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,

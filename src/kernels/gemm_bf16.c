@@ -65,6 +65,16 @@ TARGET_BF16 static void to_bf16_avx512(uint16_t *dst, const float *src, int64_t 
   for (int64_t k = nv; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
 }
 
+// the same on the calling thread only (AVX512-BF16 callers: inside parallel regions, short rows)
+TARGET_BF16 void lt_f32_to_bf16_st(uint16_t *dst, const float *src, int64_t n) {
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
+    _mm512_storeu_si512((void *)(dst + k), (__m512i)v);
+  }
+  for (; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
+}
+
 void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
   if (lt_cpu_has_avx512bf16()) {
     to_bf16_avx512(dst, src, n);
@@ -314,12 +324,21 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
       if (o[i].N > 0) gemv_nt_bf16(o[i].y, a, o[i].w, M, o[i].N, K, accumulate, threads);
     return;
   }
+  // Tasks are whole panels, except the last `threads` panels: each is split into `threads` row blocks (packed
+  // once per block), so that the threads finish within a fraction of a panel of each other.
+  int split = bf && threads > 1 && M >= 4 * MR * threads ? threads : 1;
+  int whole = split > 1 ? LT_MAX(0, ntasks - threads) : ntasks;
+  int total = whole + (ntasks - whole) * split;
 #pragma omp parallel num_threads(threads)
   {
     void *p = panels + (size_t)omp_get_thread_num() * panel_bytes(K);
 #pragma omp for schedule(dynamic, 1)
-    for (int task = 0; task < ntasks; task++) {
-      int oi = 0, jb = task;
+    for (int task = 0; task < total; task++) {
+      int panel = task < whole ? task : whole + (task - whole) / split;
+      int part = task < whole ? 0 : (task - whole) % split, parts = task < whole ? 1 : split;
+      int r0 = (int)((int64_t)M * part / parts / MR * MR);
+      int r1 = part + 1 == parts ? M : (int)((int64_t)M * (part + 1) / parts / MR * MR);
+      int oi = 0, jb = panel;
       while (jb >= nbs[oi]) jb -= nbs[oi++];
       float *y = o[oi].y;
       const uint16_t *w = o[oi].w;
@@ -328,13 +347,14 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
         int kc = LT_MIN(KC, K - k0), acc = accumulate || k0 > 0;
         if (kc <= 0) {  // K == 0: y = 0 (or unchanged when accumulating)
           if (!accumulate)
-            for (int i = 0; i < M; i++) memset(y + (int64_t)i * N + j0, 0, sizeof(float) * (size_t)nv);
+            for (int i = r0; i < r1; i++) memset(y + (int64_t)i * N + j0, 0, sizeof(float) * (size_t)nv);
           break;
         }
         if (bf) {
           if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
           else pack_nt(p, w, K, k0, kc, j0, nv);
-          panel_bf16(y, a + k0 / 2, kh, p, M, N, (kc + 1) / 2, j0, nv, acc);
+          panel_bf16(y + (int64_t)r0 * N, a + (int64_t)r0 * kh + k0 / 2, kh, p, r1 - r0, N, (kc + 1) / 2, j0, nv,
+                     acc);
         } else {
           panel_f32(y, x, w, p, M, N, K, k0, kc, j0, nv, acc, nn);
         }

@@ -10,9 +10,12 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 
-// Rows per LM-head chunk: the (chunk, vocab) logits buffer stays near 128 MiB; more rows amortise the packing
-// of the LM-head weight over more products.
-static int ce_chunk_rows(int64_t N, int V) { return (int)LT_MIN(N, LT_MAX(64, (32 << 20) / LT_MAX(V, 1))); }
+// Rows per LM-head chunk: the (chunk, vocab) logits buffer stays within 128 MiB (at least 64 rows), in as few
+// equal chunks as that allows: every chunk packs the whole LM-head weight twice (forward and input gradient).
+static int ce_chunk_rows(int64_t N, int V) {
+  int64_t cap = LT_MAX(64, (32 << 20) / LT_MAX(V, 1)), chunks = (N + cap - 1) / cap;
+  return (int)LT_MAX(1, (N + chunks - 1) / LT_MAX(chunks, 1));
+}
 
 // ---- matrix products with a frozen or trainable weight, in the model's compute precision ----
 // the bf16 GEMM serves W: a bf16 view that is frozen or has a fresh bf16 shadow, and bf16 scratch
