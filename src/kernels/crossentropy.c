@@ -91,7 +91,7 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // dlogits = scale * (softmax - onehot). Chunks of `chunk` rows: logits into scratch (chunk*V) by sgemm (all BLAS
 // threads), rows in parallel (one exp per logit), then two sgemms. The loss sum is deterministic.
 double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
-                       const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
+                       const uint32_t *const *wpk, const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
                        float *scratch, int chunk) {
   if (chunk < 1) chunk = 1;
   int grads = dx != NULL || dw != NULL, avx = lt_cpu_has_avx512();
@@ -100,7 +100,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
     int nc = N - n0 < chunk ? N - n0 : chunk;
     const float *xc = x + (int64_t)n0 * C;
     const int32_t *tc = targets + n0;
-    if (wbf) lt_gemm_bf16_nt(scratch, xc, wbf, nc, V, C, 0, gs);
+    if (wbf) lt_gemm_bf16_pk(scratch, xc, wbf, wpk ? wpk[0] : NULL, nc, V, C, 0, 0, gs);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
     for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
       int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
@@ -131,7 +131,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
       }
       for (int r = 0; r < nr; r++) total += rowloss[r];
     }
-    if (dx && wbf) lt_gemm_bf16_nn(dx + (int64_t)n0 * C, scratch, wbf, nc, C, V, 1, gs);
+    if (dx && wbf) lt_gemm_bf16_pk(dx + (int64_t)n0 * C, scratch, wbf, wpk ? wpk[1] : NULL, nc, C, V, 1, 1, gs);
     else if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
                              dx + (int64_t)n0 * C, C);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, nc, 1.0f, scratch, V, xc, C, 1.0f, dw, C);
@@ -141,5 +141,5 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
 
 double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
                     float scale, float *scratch, int chunk) {
-  return lt_lmhead_ce_ex(dx, dw, x, w, NULL, NULL, targets, N, C, V, scale, scratch, chunk);
+  return lt_lmhead_ce_ex(dx, dw, x, w, NULL, NULL, NULL, targets, N, C, V, scale, scratch, chunk);
 }

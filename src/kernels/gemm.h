@@ -38,8 +38,19 @@ typedef struct lt_gemm_nt_out {
   float *y;
   const uint16_t *w;
   int N;
+  const uint32_t *pk;  // w pre-packed by lt_bf16_prepack (nn = 0), or NULL: packed panel by panel on the fly
 } lt_gemm_nt_out;
 void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s);
+
+// Pre-packed weights (a frozen weight used by many products): every panel of w in the order the kernel reads
+// them, so that no product packs it again. NT (nn = 0): w (N,K) for y = x w^T; NN (nn = 1): w (K,N) for y = x w.
+// lt_bf16_prepack_bytes(N, K) bytes, 64-byte aligned; about 2 N K bytes (N rounded up to 64 columns).
+size_t lt_bf16_prepack_bytes(int N, int K);
+void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn);
+// y (M,N) (+)= x (M,K) times w^T (nn = 0) or w (nn = 1), reading the panels from pk (lt_bf16_prepack of the same w
+// and nn) when pk is not NULL and the AVX512-BF16 path is in use; otherwise as lt_gemm_bf16_nt / _nn.
+void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
+                     int accumulate, int nn, const lt_gemm_scratch *s);
 
 // Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
 // only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)

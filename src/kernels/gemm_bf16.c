@@ -351,9 +351,11 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
           break;
         }
         if (bf) {
-          if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
+          const uint32_t *pp = p;
+          if (o[oi].pk) pp = o[oi].pk + ((int64_t)jb * kh + k0 / 2) * NR;
+          else if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
           else pack_nt(p, w, K, k0, kc, j0, nv);
-          panel_bf16(y + (int64_t)r0 * N, a + (int64_t)r0 * kh + k0 / 2, kh, p, r1 - r0, N, (kc + 1) / 2, j0, nv,
+          panel_bf16(y + (int64_t)r0 * N, a + (int64_t)r0 * kh + k0 / 2, kh, pp, r1 - r0, N, (kc + 1) / 2, j0, nv,
                      acc);
         } else {
           panel_f32(y, x, w, p, M, N, K, k0, kc, j0, nv, acc, nn);
@@ -365,7 +367,46 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
 
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
-  lt_gemm_nt_out o = {y, w, N};
+  lt_gemm_nt_out o = {y, w, N, NULL};
+  gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+}
+
+// Panel jb, reduction block k0 of the pre-packed form starts at pair (jb * kh + k0 / 2) * NR: the blocks of a panel
+// follow each other (every block but the last has KC/2 pairs, KC being even).
+size_t lt_bf16_prepack_bytes(int N, int K) {
+  if (N <= 0 || K <= 0) return 64;
+  return align64((size_t)((N + NR - 1) / NR) * (size_t)((K + 1) / 2) * NR * sizeof(uint32_t));
+}
+
+void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
+  if (N <= 0 || K <= 0) return;
+  int nb = (N + NR - 1) / NR, kh = (K + 1) / 2, nk = (K + KC - 1) / KC, bf = lt_cpu_has_avx512bf16();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int t = 0; t < nb * nk; t++) {
+    int jb = t / nk, k0 = (t % nk) * KC, kc = LT_MIN(KC, K - k0), j0 = jb * NR, nv = LT_MIN(NR, N - j0);
+    uint32_t *p = dst + ((int64_t)jb * kh + k0 / 2) * NR;
+    if (!bf) {  // the portable layout, the same pairs (the kernel never reads it then)
+      for (int q = 0; q < (kc + 1) / 2; q++)
+        for (int j = 0; j < NR; j++) {
+          uint32_t lo = 0, hi = 0;
+          if (j < nv) {
+            int k = k0 + 2 * q;
+            lo = nn ? w[(int64_t)k * N + j0 + j] : w[(int64_t)(j0 + j) * K + k];
+            if (k + 1 < K) hi = nn ? w[(int64_t)(k + 1) * N + j0 + j] : w[(int64_t)(j0 + j) * K + k + 1];
+          }
+          p[(int64_t)q * NR + j] = lo | hi << 16;
+        }
+    } else if (nn) {
+      pack_nn(p, w, N, k0, kc, j0, nv);
+    } else {
+      pack_nt(p, w, K, k0, kc, j0, nv);
+    }
+  }
+}
+
+void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
+                     int accumulate, int nn, const lt_gemm_scratch *s) {
+  lt_gemm_nt_out o = {y, w, N, pk};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
 }
 

@@ -87,9 +87,9 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
                     float scale, float *scratch, int chunk);
 // The same with the LM head's products in bf16 (wbf: its bf16 values) through the bf16 GEMM; dw, when given, is
-// still computed in f32 from x and the f32 dlogits.
+// still computed in f32 from x and the f32 dlogits. wpk: NULL, or {NT, NN} pre-packed forms of wbf (either NULL).
 double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
-                       const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
+                       const uint32_t *const *wpk, const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
                        float *scratch, int chunk);
 
 // ---- AdamW (torch.optim.AdamW semantics) ----

@@ -190,7 +190,7 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
     return;
   }
   lt_gemm_nt_out o[LT_GEMM_MULTI_MAX];
-  for (int i = 0; i < n; i++) o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out};
+  for (int i = 0; i < n; i++) o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL};
   lt_gemm_bf16_nt_multi(o, n, x, N, p[0]->in, gs);
   for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
 }
@@ -334,6 +334,10 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
   if (check_batch(m, ids, mask, labels, B, T, err)) return -1;
   if (backward && m->mode == LT_TRAIN_FROZEN) return lt_errf(err, "nothing to train: the model is frozen");
   if (lt_model_prepare(m, err) || lt_ws_reserve(m, B, T, err)) return -1;
+  // Training in bf16: the LM head (the largest matrix, used by two products per row chunk) is packed once.
+  if (backward && m->ws.gemm.buf && m->lm_head->bf && !m->lm_head->g && lt_cpu_has_avx512bf16() &&
+      lt_param_pack(m->lm_head, err))
+    return -1;
   lt_workspace *ws = &m->ws;
   const lt_config *c = &m->cfg;
   int N = B * T, C = c->hidden;
@@ -370,7 +374,8 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
   if (backward) memset(ws->dx, 0, FL((int64_t)n_valid * C));
   const lt_param *hw = m->lm_head;
   const uint16_t *hbf = ws->gemm.buf && hw->bf && (!hw->g || hw->bf_shadow) ? hw->bf : NULL;
-  double sum = lt_lmhead_ce_ex(backward ? ws->dx : NULL, backward ? hw->g : NULL, ws->xn, hw->w, hbf, &ws->gemm,
+  const uint32_t *hpk[2] = {hbf ? hw->pk_nt : NULL, hbf ? hw->pk_nn : NULL};
+  double sum = lt_lmhead_ce_ex(backward ? ws->dx : NULL, backward ? hw->g : NULL, ws->xn, hw->w, hbf, hpk, &ws->gemm,
                                ws->targets, n_valid, C, c->vocab, scale, ws->ce_scratch, ws->ce_chunk);
   *loss_sum = sum;
   if (backward) {

@@ -67,6 +67,30 @@ static int bind(lt_model *m, lt_param *p, const char *name, int64_t d0, int64_t 
   return 0;
 }
 
+void lt_param_unpack(lt_param *p) {
+  lt_free(p->pk_nt);
+  lt_free(p->pk_nn);
+  p->pk_nt = p->pk_nn = NULL;
+}
+
+// Both packed forms of a frozen bf16 matrix (lt_bf16_prepack), for the products of every training step.
+int lt_param_pack(lt_param *p, lt_err *err) {
+  if (p->pk_nt && p->pk_nn) return 0;
+  if (!p->bf || p->g || p->ndim != 2) return lt_errf(err, "%s: only a frozen bf16 matrix can be pre-packed", p->name);
+  int N = (int)p->shape[0], K = (int)p->shape[1];
+  size_t nt = lt_bf16_prepack_bytes(N, K), nn = lt_bf16_prepack_bytes(K, N);
+  lt_param_unpack(p);
+  p->pk_nt = lt_alloc(nt, err);
+  p->pk_nn = p->pk_nt ? lt_alloc(nn, err) : NULL;
+  if (!p->pk_nn) {
+    lt_param_unpack(p);
+    return lt_err_prefix(err, "packed copies of %s (%.0f MB)", p->name, (double)(nt + nn) / 1e6);
+  }
+  lt_bf16_prepack(p->pk_nt, p->bf, N, K, 0);
+  lt_bf16_prepack(p->pk_nn, p->bf, K, N, 1);
+  return 0;
+}
+
 // bf16 copies of trainable matrices (bf16 compute): products use them as autocast uses its per-step casts.
 static void refresh_shadows(lt_model *m) {
   for (int i = 0; i < m->nparams; i++) {
@@ -92,6 +116,7 @@ int lt_model_prepare(lt_model *m, lt_err *err) {
     int shadow = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && p->g;
     int want_bf = m->compute == LT_COMPUTE_BF16 && p->ndim == 2 && !p->g;
     int want_f32 = !want_bf;
+    if (!want_bf) lt_param_unpack(p);  // trained or f32 compute now: the packed panels would be stale or unused
     if (!shadow && p->bf_shadow) {  // no longer trained in bf16: drop the copy
       lt_free((void *)p->bf);
       p->bf = NULL;
@@ -304,6 +329,7 @@ void lt_model_free(lt_model *m) {
     for (int i = 0; i < m->nparams; i++) {
       if (m->params[i].owned) lt_free(m->params[i].w);
       if (m->params[i].bf_owned) lt_free((void *)(uintptr_t)m->params[i].bf);
+      lt_param_unpack(&m->params[i]);
     }
   }
   lt_free(m->params);

@@ -48,6 +48,7 @@ typedef struct lt_param {
   int bf_owned;
   int bf_shadow;           // bf is a bf16 copy of the trainable f32 w, refreshed before use when m->bf_stale
   float *g;                // gradient (full fine-tuning only)
+  uint32_t *pk_nt, *pk_nn; // bf packed for the bf16 GEMM (lt_bf16_prepack) while training, or NULL
 } lt_param;
 
 typedef struct lt_lora {
@@ -158,6 +159,10 @@ struct lt_kvcache {
 int lt_model_init_layers(lt_model **out, const char *dir, int layers, uint64_t seed, lt_err *err);
 // model.c: create the f32 / bf16 weight views the compute mode and train mode need.
 int lt_model_prepare(lt_model *m, lt_err *err);
+// Pre-packed panels of a frozen bf16 matrix (both NT and NN forms, about 4 bytes per element in all), and their
+// release; lt_model_prepare releases them when the matrix is trained or the compute leaves bf16.
+int lt_param_pack(lt_param *p, lt_err *err);
+void lt_param_unpack(lt_param *p);
 
 // forward.c
 // y (N,out) (+)= x W^T with W's f32 or bf16 view; dx (N,in) (+)= dy W

@@ -76,6 +76,9 @@ static int64_t real_bytes(const lt_model *m, int stored, int layers) {
     if (!want_bf && !(stored == 4 && !tr)) b += p->numel * 4;  // an f32 copy (unless the F32 mapping serves)
     if (bf16 && mat && (tr || stored != 2)) b += p->numel * 2;  // a bf16 copy (unless the BF16 mapping serves)
     if (tr) b += p->numel * 4;
+    if (p == m->lm_head && want_bf && lt_cpu_has_avx512bf16())  // packed once for training (forward.c)
+      b += (int64_t)(lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]) +
+                     lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]));
   }
   return b + lora_bytes(m, layers);
 }
@@ -88,6 +91,9 @@ static int64_t held_bytes(const lt_model *m) {
     if (p->owned) b += p->numel * 4;
     if (p->bf_owned) b += p->numel * 2;
     if (p->g) b += p->numel * 4;
+    if (p->pk_nt)
+      b += (int64_t)(lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]) +
+                     lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]));
   }
   return b + lora_bytes(m, m->cfg.layers);
 }

@@ -39,6 +39,18 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
     }
   CHECK_MSG(maxerr < 1e-5, "%s M=%d N=%d K=%d acc=%d bf16=%d: rel err %g", nn ? "NN" : "NT", M, N, K, accumulate,
             bf16_path, maxerr);
+  // the pre-packed weight gives the very same values (the same panels, read from the packed copy)
+  uint32_t *pk = aligned_alloc(64, lt_bf16_prepack_bytes(N, K));
+  float *y2 = malloc(sizeof(float) * (size_t)M * N);
+  lt_bf16_prepack(pk, w, N, K, nn);
+  for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
+  lt_gemm_bf16_pk(y2, x, w, pk, M, N, K, accumulate, nn, &gs);
+  int diff = 0;
+  for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y2[i] != y[i];
+  CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: pre-packed weight: %d values differ", nn ? "NN" : "NT", M,
+            N, K, accumulate, bf16_path, diff);
+  free(pk);
+  free(y2);
   free(x);
   free(y);
   free(w);
@@ -62,6 +74,12 @@ static void check_convert(void) {
   for (int i = 0; i < n; i++)
     if (i == 9 ? !isnan(lt_bf16_to_f32(b[i])) : b[i] != lt_f32_to_bf16(x[i])) bad++;
   CHECK_MSG(bad == 0, "lt_f32_to_bf16_n: %d of %d values differ from lt_f32_to_bf16", bad, n);
+  if (lt_cpu_has_avx512bf16()) {  // the calling-thread variant, on a length with a tail
+    uint16_t *b2 = malloc(sizeof(uint16_t) * n);
+    lt_f32_to_bf16_st(b2, x, n);
+    CHECK_MSG(memcmp(b, b2, sizeof(uint16_t) * n) == 0, "lt_f32_to_bf16_st differs from lt_f32_to_bf16_n");
+    free(b2);
+  }
   free(x);
   free(b);
 }
