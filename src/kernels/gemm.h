@@ -34,13 +34,28 @@ void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, 
 // Several NT products of one x: y_i (M, N_i) = x (M,K) @ w_i^T with w_i (N_i, K) bf16 (e.g. the q, k, v
 // projections): x is converted once and the column panels of all outputs share one parallel loop.
 #define LT_GEMM_MULTI_MAX 4
+// What a product adds to its finished output while the output is in registers (a linear layer's bias and LoRA
+// term): y[i][j] += bias[j], then y[i][j] += xa[i][q] * bt[q * ldb + j] for q = 0..r-1 in that order (the order
+// of separate passes doing the same, so the values are equal).
+typedef struct lt_gemm_epi {
+  const float *bias;  // (N) or NULL
+  const float *xa;    // (M, r) or NULL
+  const float *bt;    // (r, ldb)
+  int r;
+  int64_t ldb;
+} lt_gemm_epi;
 typedef struct lt_gemm_nt_out {
   float *y;
   const uint16_t *w;
   int N;
-  const uint32_t *pk;  // w pre-packed by lt_bf16_prepack (nn = 0), or NULL: packed panel by panel on the fly
+  const uint32_t *pk;       // w pre-packed by lt_bf16_prepack (same nn), or NULL: packed panel by panel on the fly
+  const lt_gemm_epi *epi;   // or NULL
 } lt_gemm_nt_out;
 void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s);
+// The general form: n products of one x, NT (nn = 0: w_i (N_i, K)) or NN (nn = 1: w_i (K, N_i)), y_i (+)= ...,
+// each with its optional pre-packed weight and epilogue.
+void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,
+                     const lt_gemm_scratch *s);
 
 // Pre-packed weights (a frozen weight used by many products): every panel of w in the order the kernel reads
 // them, so that no product packs it again. NT (nn = 0): w (N,K) for y = x w^T; NN (nn = 1): w (K,N) for y = x w.

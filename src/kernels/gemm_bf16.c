@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,10 +169,13 @@ TARGET_BF16 static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, i
   }
 }
 
-// ---- micro-kernel: c (mr, nv) (+)= a (mr, kh pairs) . b (kh pairs, 64) ----
+// ---- micro-kernel: c (mr, nv) (+)= a (mr, kh pairs) . b (kh pairs, 64), then the epilogue e (optional) ----
+// e: c += bias (columns col0..), then c += sum over q of xa[row0 + i][q] * bt[q][col0 + j], in the order the
+// separate passes (bias, LoRA term) would add them, so that the fused result is the same to the last bit.
 static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr, int kh, const uint32_t *a,
                                                                    int64_t lda, const uint32_t *b, float *c,
-                                                                   int64_t ldc, int nv, int accumulate) {
+                                                                   int64_t ldc, int nv, int accumulate,
+                                                                   const lt_gemm_epi *e, int64_t row0, int col0) {
   __m512 acc[MR][4];
 #pragma GCC unroll 6
   for (int i = 0; i < mr; i++) {
@@ -193,34 +197,68 @@ static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr,
       acc[i][3] = _mm512_dpbf16_ps(acc[i][3], ai, b3);
     }
   }
+  __mmask16 m[4];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    int cols = nv - 16 * j;
+    m[j] = cols >= 16 ? (__mmask16)0xffff : cols <= 0 ? (__mmask16)0 : (__mmask16)((1u << cols) - 1);
+  }
+  if (accumulate) {
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(m[j], c + i * ldc + 16 * j));
+    }
+  }
+  if (e) {
+    if (e->bias) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        __m512 bv = _mm512_maskz_loadu_ps(m[j], e->bias + col0 + 16 * j);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) acc[i][j] = _mm512_add_ps(acc[i][j], bv);
+      }
+    }
+    const float *xa = e->xa + row0 * e->r;
+    for (int q = 0; xa && q < e->r; q++) {
+      const float *bt = e->bt + (int64_t)q * e->ldb + col0;
+      __m512 t0 = _mm512_maskz_loadu_ps(m[0], bt), t1 = _mm512_maskz_loadu_ps(m[1], bt + 16);
+      __m512 t2 = _mm512_maskz_loadu_ps(m[2], bt + 32), t3 = _mm512_maskz_loadu_ps(m[3], bt + 48);
+#pragma GCC unroll 6
+      for (int i = 0; i < mr; i++) {
+        __m512 xv = _mm512_set1_ps(xa[(int64_t)i * e->r + q]);
+        acc[i][0] = _mm512_fmadd_ps(xv, t0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(xv, t1, acc[i][1]);
+        acc[i][2] = _mm512_fmadd_ps(xv, t2, acc[i][2]);
+        acc[i][3] = _mm512_fmadd_ps(xv, t3, acc[i][3]);
+      }
+    }
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < mr; i++) {
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-      int cols = nv - 16 * j;
-      if (cols <= 0) break;
-      __mmask16 m = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-      float *cp = c + i * ldc + 16 * j;
-      __m512 v = acc[i][j];
-      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cp));
-      _mm512_mask_storeu_ps(cp, m, v);
+      if (16 * j >= nv) break;
+      _mm512_mask_storeu_ps(c + i * ldc + 16 * j, m[j], acc[i][j]);
     }
   }
 }
 
-// y (M, nv) columns j0.. (+)= a (M, kh pairs, row stride lda) . p
+// y (M, nv) columns j0.. (+)= a (M, kh pairs, row stride lda) . p, then the epilogue e (rows row0.. of its xa)
 TARGET_BF16 static void panel_bf16(float *y, const uint32_t *a, int64_t lda, const uint32_t *p, int M, int N, int kh,
-                                   int j0, int nv, int accumulate) {
+                                   int j0, int nv, int accumulate, const lt_gemm_epi *e, int64_t row0) {
   int i0 = 0;
-  for (; i0 + MR <= M; i0 += MR) kern(6, kh, a + i0 * lda, lda, p, y + (int64_t)i0 * N + j0, N, nv, accumulate);
+  for (; i0 + MR <= M; i0 += MR)
+    kern(6, kh, a + i0 * lda, lda, p, y + (int64_t)i0 * N + j0, N, nv, accumulate, e, row0 + i0, j0);
   const uint32_t *ai = a + i0 * lda;
   float *yi = y + (int64_t)i0 * N + j0;
+  int64_t ri = row0 + i0;
   switch (M - i0) {
-    case 5: kern(5, kh, ai, lda, p, yi, N, nv, accumulate); break;
-    case 4: kern(4, kh, ai, lda, p, yi, N, nv, accumulate); break;
-    case 3: kern(3, kh, ai, lda, p, yi, N, nv, accumulate); break;
-    case 2: kern(2, kh, ai, lda, p, yi, N, nv, accumulate); break;
-    case 1: kern(1, kh, ai, lda, p, yi, N, nv, accumulate); break;
+    case 5: kern(5, kh, ai, lda, p, yi, N, nv, accumulate, e, ri, j0); break;
+    case 4: kern(4, kh, ai, lda, p, yi, N, nv, accumulate, e, ri, j0); break;
+    case 3: kern(3, kh, ai, lda, p, yi, N, nv, accumulate, e, ri, j0); break;
+    case 2: kern(2, kh, ai, lda, p, yi, N, nv, accumulate, e, ri, j0); break;
+    case 1: kern(1, kh, ai, lda, p, yi, N, nv, accumulate, e, ri, j0); break;
     default: break;
   }
 }
@@ -239,6 +277,17 @@ static void panel_f32(float *y, const float *x, const uint16_t *w, float *pf, in
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nv, kc, 1.0f, x + k0, K, pf, nv,
                 accumulate ? 1.0f : 0.0f, y + j0, N);
   }
+}
+
+// The epilogue on a finished f32 block (the path without AVX512-BF16): columns j0..j0+nv of all M rows
+static void epilogue_f32(float *y, const lt_gemm_epi *e, int M, int N, int j0, int nv) {
+  for (int i = 0; i < M; i++)
+    for (int j = j0; j < j0 + nv; j++) {
+      float v = y[(int64_t)i * N + j];
+      if (e->bias) v += e->bias[j];
+      for (int q = 0; e->xa && q < e->r; q++) v = fmaf(e->xa[(int64_t)i * e->r + q], e->bt[(int64_t)q * e->ldb + j], v);
+      y[(int64_t)i * N + j] = v;
+    }
 }
 
 // Few rows (decoding): y (M<=4, N) (+)= x . w^T reading each weight row once, contiguously; threads split the rows
@@ -321,7 +370,10 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
   if (bf && !nn && M <= GEMV_MAX_M && K > 0) {
     for (int i = 0; i < n; i++)
-      if (o[i].N > 0) gemv_nt_bf16(o[i].y, a, o[i].w, M, o[i].N, K, accumulate, threads);
+      if (o[i].N > 0) {
+        gemv_nt_bf16(o[i].y, a, o[i].w, M, o[i].N, K, accumulate, threads);
+        if (o[i].epi) epilogue_f32(o[i].y, o[i].epi, M, o[i].N, 0, o[i].N);
+      }
     return;
   }
   // Tasks are whole panels, except the last `threads` panels: each is split into `threads` row blocks (packed
@@ -348,6 +400,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
         if (kc <= 0) {  // K == 0: y = 0 (or unchanged when accumulating)
           if (!accumulate)
             for (int i = r0; i < r1; i++) memset(y + (int64_t)i * N + j0, 0, sizeof(float) * (size_t)nv);
+          if (o[oi].epi && r0 == 0) epilogue_f32(y, o[oi].epi, M, N, j0, nv);
           break;
         }
         if (bf) {
@@ -356,9 +409,10 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
           else if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
           else pack_nt(p, w, K, k0, kc, j0, nv);
           panel_bf16(y + (int64_t)r0 * N, a + (int64_t)r0 * kh + k0 / 2, kh, pp, r1 - r0, N, (kc + 1) / 2, j0, nv,
-                     acc);
+                     acc, k0 + kc >= K ? o[oi].epi : NULL, r0);
         } else {
           panel_f32(y, x, w, p, M, N, K, k0, kc, j0, nv, acc, nn);
+          if (k0 + kc >= K && o[oi].epi) epilogue_f32(y, o[oi].epi, M, N, j0, nv);
         }
       }
     }
@@ -367,7 +421,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
 
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
-  lt_gemm_nt_out o = {y, w, N, NULL};
+  lt_gemm_nt_out o = {y, w, N, NULL, NULL};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
 }
 
@@ -406,8 +460,14 @@ void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
 
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
                      int accumulate, int nn, const lt_gemm_scratch *s) {
-  lt_gemm_nt_out o = {y, w, N, pk};
+  lt_gemm_nt_out o = {y, w, N, pk, NULL};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+}
+
+void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,
+                     const lt_gemm_scratch *s) {
+  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
+    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, M, K, accumulate, s, nn);
 }
 
 void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s) {
@@ -416,7 +476,7 @@ void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,
                       int nv, int accumulate) {
-  if (M > 0 && nv > 0) panel_bf16(y, a, lda, panel, M, (int)ldy, kh, 0, nv, accumulate);
+  if (M > 0 && nv > 0) panel_bf16(y, a, lda, panel, M, (int)ldy, kh, 0, nv, accumulate, NULL, 0);
 }
 
 void lt_bf16_pack_nt(uint32_t *panel, const uint16_t *w, int ldw, int k0, int kc, int j0, int nv) {
@@ -449,7 +509,7 @@ TARGET_BF16 void lt_gemm_bf16_st(float *y, int ldy, const float *x, int ldx, con
       int kc = LT_MIN(KC, K - k0);
       if (nn) pack_nn(p, w, ldw, k0, kc, j0, nv);
       else pack_nt(p, w, ldw, k0, kc, j0, nv);
-      panel_bf16(y, a + k0 / 2, kh, p, M, ldy, (kc + 1) / 2, j0, nv, accumulate || k0 > 0);
+      panel_bf16(y, a + k0 / 2, kh, p, M, ldy, (kc + 1) / 2, j0, nv, accumulate || k0 > 0, NULL, 0);
     }
   }
 }

@@ -124,6 +124,8 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   ws->du = lt_carve(cv, FL(N * F));
   ws->dh = lt_carve(cv, FL(N * LT_MAX(F, KVD)));
   ws->dxa = lt_carve(cv, FL(N * LT_MAX(r, 1)));
+  ws->lora_bt_slot = r * LT_MAX(LT_MAX(C, F), LT_MAX(HD, KVD));
+  ws->lora_bt = r > 0 ? lt_carve(cv, FL(3 * ws->lora_bt_slot)) : NULL;
   ws->targets = lt_carve(cv, sizeof(int32_t) * (size_t)N);
   ws->pos = lt_carve(cv, sizeof(int32_t) * (size_t)N);
   ws->kmask = lt_carve(cv, (size_t)N);
@@ -179,20 +181,52 @@ void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const flo
   proj_tail(m, l, p, y, x, xa, N, drop, train);
 }
 
-// n projections of the same input x (q, k, v; gate, up): one bf16 GEMM call for the base products when all
-// of them run in bf16 (x converted once, one parallel loop), then each one's bias and LoRA terms.
+// The bias and LoRA terms ride in the bf16 GEMM's epilogue (added while the output tile is in registers, in the
+// order of the separate passes, so the values are the same) for the training workspace's many-row products.
+static int epi_ok(const lt_model *m, const lt_gemm_scratch *gs, int N) {
+  return gs == &m->ws.gemm && m->ws.lora_bt && N > 4 && lt_cpu_has_avx512bf16();
+}
+
+// bt (r, out) = s * B^T, the values the separate LoRA pass multiplies by
+static void lora_bt(float *bt, const lt_lora *a) {
+  for (int j = 0; j < a->out; j++)
+    for (int q = 0; q < a->r; q++) bt[(int64_t)q * a->out + j] = a->scale * a->B[(int64_t)j * a->r + q];
+}
+
+// n projections of the same input x (q, k, v; gate, up; or one): one bf16 GEMM call for the base products when all
+// of them run in bf16 (x converted once, one parallel loop), then each one's bias and LoRA terms (in the GEMM's
+// epilogue when epi_ok).
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train) {
-  int fused = n <= LT_GEMM_MULTI_MAX;
+  int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
     for (int i = 0; i < n; i++) lt_proj_forward(m, l, p[i], y[i], x, xa[i], N, drop, gs, train);
     return;
   }
   lt_gemm_nt_out o[LT_GEMM_MULTI_MAX];
-  for (int i = 0; i < n; i++) o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL};
-  lt_gemm_bf16_nt_multi(o, n, x, N, p[0]->in, gs);
-  for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
+  lt_gemm_epi e[LT_GEMM_MULTI_MAX];
+  int epi = epi_ok(m, gs, N);
+  for (int i = 0; i < n; i++) {
+    o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL, NULL};
+    if (!epi) continue;
+    const lt_lora *a = p[i]->lora;
+    e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0};
+    if (a) {  // xa first (the epilogue multiplies it by s B^T)
+      const float *xd = lt_lora_dropout(m, l, p[i]->id, x, drop, N, p[i]->in, train);
+      lt_lora_xa(xa[i], xd, a->A, N, a->in, a->r);
+      float *bt = m->ws.lora_bt + i * m->ws.lora_bt_slot;
+      lora_bt(bt, a);
+      e[i].xa = xa[i];
+      e[i].bt = bt;
+      e[i].r = a->r;
+      e[i].ldb = a->out;
+    }
+    if (e[i].bias || e[i].xa) o[i].epi = &e[i];
+  }
+  lt_gemm_bf16_ex(o, n, x, N, p[0]->in, 0, 0, gs);
+  if (!epi)
+    for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
 }
 
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
@@ -201,12 +235,21 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
                           const float *xa, int N, float *drop, float *dxa) {
   if (p->w->g || (p->b && p->b->g))
     lt_linear_backward(NULL, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
-  if (dx) lt_mm_backward_dx(p->w, dx, dy, N, acc, &m->ws.gemm);
   const lt_lora *a = p->lora;
+  const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
+  if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
+    // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
+    lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
+    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in};
+    lt_gemm_nt_out o = {dx, p->w->bf, p->in, NULL, &e};
+    lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
+    lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
+    return;
+  }
+  if (dx) lt_mm_backward_dx(p->w, dx, dy, N, acc, &m->ws.gemm);
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
   lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
-  const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1);
   if (!dx || xd == x) {
     lt_lora_down_backward(a->gA, dx, dxa, xd, a->A, N, a->in, a->r, 1);
   } else {  // through the dropout mask: the same mask and 1/(1-p) applied to the incoming gradient
@@ -245,7 +288,11 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
                             a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
                             c->sliding_window, a->att_bf16, att_scratch);
   }
-  lt_proj_forward(m, l, &L->proj[LT_O], a->x_mid, a->att, a->xa[LT_O], N, drop, gs, train);
+  {
+    const lt_linear *p[1] = {&L->proj[LT_O]};
+    float *y[1] = {a->x_mid}, *xa[1] = {a->xa[LT_O]};
+    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train);
+  }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
   lt_rmsnorm_forward(xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
@@ -256,7 +303,11 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train);
   }
   lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
-  lt_proj_forward(m, l, &L->proj[LT_DOWN], x_out, h, a->xa[LT_DOWN], N, drop, gs, train);
+  {
+    const lt_linear *p[1] = {&L->proj[LT_DOWN]};
+    float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
+    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train);
+  }
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }
 

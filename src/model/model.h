@@ -113,6 +113,8 @@ typedef struct lt_workspace {
   int ce_chunk;
   // backward scratch
   float *dx, *dxn, *datt, *dq, *dk, *dv, *dg, *du, *dh, *dxa;
+  float *lora_bt;  // 3 slots of lora_bt_slot floats: s * B^T (r, out) of up to three LoRA projections (forward.c)
+  int64_t lora_bt_slot;
   int32_t *targets, *pos;
   uint8_t *kmask;
   lt_gemm_scratch gemm;

@@ -49,6 +49,30 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y2[i] != y[i];
   CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: pre-packed weight: %d values differ", nn ? "NN" : "NT", M,
             N, K, accumulate, bf16_path, diff);
+  // the epilogue (bias, then the rank-r term q by q) equals the same additions done after the product
+  enum { R = 5 };
+  float *bias = malloc(sizeof(float) * (size_t)N), *xa = malloc(sizeof(float) * (size_t)M * R),
+        *bt = malloc(sizeof(float) * (size_t)R * (N + 3));
+  for (int j = 0; j < N; j++) bias[j] = frand(&s);
+  for (int64_t i = 0; i < (int64_t)M * R; i++) xa[i] = frand(&s);
+  for (int64_t i = 0; i < (int64_t)R * (N + 3); i++) bt[i] = frand(&s);
+  lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3};
+  for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
+  lt_gemm_nt_out o = {y2, w, N, (M + N) % 2 ? pk : NULL, &e};
+  lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
+  diff = 0;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float v = y[(int64_t)i * N + j];
+      if (e.bias) v += bias[j];
+      for (int q = 0; q < R; q++) v = fmaf(xa[(int64_t)i * R + q], bt[(int64_t)q * (N + 3) + j], v);
+      diff += v != y2[(int64_t)i * N + j];
+    }
+  CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: epilogue: %d values differ from the separate additions",
+            nn ? "NN" : "NT", M, N, K, accumulate, bf16_path, diff);
+  free(bias);
+  free(xa);
+  free(bt);
   free(pk);
   free(y2);
   free(x);
