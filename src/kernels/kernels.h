@@ -51,6 +51,9 @@ void lt_rope_backward(float *dx, const int32_t *pos, const float *inv_freq, int 
 void lt_swiglu_forward(float *h, const float *g, const float *u, int n);
 // dh (n) -> dg (n) +=, du (n) +=
 void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int n);
+// the same, overwriting dg and du instead when !accumulate (no zeroing pass first)
+void lt_swiglu_backward_ex(float *dg, float *du, const float *dh, const float *g, const float *u, int n,
+                           int accumulate);
 
 // ---- causal self-attention for one sequence, grouped-query ----
 // q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.

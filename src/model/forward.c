@@ -323,9 +323,7 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
   lt_swiglu_forward(ws->h, a->g, a->u, N * F);
   proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
-  lt_zero(ws->dg, (int64_t)N * F);
-  lt_zero(ws->du, (int64_t)N * F);
-  lt_swiglu_backward(ws->dg, ws->du, ws->dh, a->g, a->u, N * F);
+  lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
   proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);

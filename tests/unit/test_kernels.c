@@ -397,6 +397,12 @@ static void test_swiglu(int n, int nsample) {
   float *dg2 = falloc(n);
   lt_swiglu_backward(dg2, NULL, R, g, u, n);
   check_equal("swiglu dg alone", dg2, dg, n);
+  float *og = falloc(n), *ou = falloc(n);  // overwriting: whatever was there (NaN here) does not matter
+  fill_nan(og, n), fill_nan(ou, n);
+  lt_swiglu_backward_ex(og, ou, R, g, u, n, 0);
+  check_equal("swiglu dg overwrite", og, dg, n);
+  check_equal("swiglu du overwrite", ou, du, n);
+  free(og), free(ou);
   free(g), free(u), free(h), free(R), free(c.g), free(c.u), free(c.R), free(hr), free(dg), free(du), free(ag), free(au);
   free(bg), free(bu), free(dg2);
 }
