@@ -103,6 +103,34 @@ static LT_TARGET_AVX512 float exp_row16(float *s, const uint8_t *km, int jlo, in
   return _mm512_reduce_add_ps(acc);
 }
 
+// sum of a[d] * b[d] over d < n in double, eight lanes at a time (then the lanes in a fixed order)
+static LT_TARGET_AVX512 double dot_row_pd(const float *a, const float *b, int n) {
+  __m512d acc = _mm512_setzero_pd();
+  for (int d = 0; d < n; d += 8) {
+    __mmask8 m = n - d >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (n - d)) - 1);
+    __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, a + d)), y = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, b + d));
+    acc = _mm512_fmadd_pd(x, y, acc);
+  }
+  return _mm512_reduce_add_pd(acc);
+}
+
+// rowsum(dO * O) of one row, in double
+static double att_di(const att_ctx *c, const float *dor, const float *orow) {
+  if (c->avx) return dot_row_pd(dor, orow, c->D);
+  double di = 0.0;
+  for (int d = 0; d < c->D; d++) di += (double)dor[d] * orow[d];
+  return di;
+}
+
+// s[jlo..jhi] *= k
+static LT_TARGET_AVX512 void scale_row16(float *s, int jlo, int jhi, float k) {
+  __m512 vk = _mm512_set1_ps(k);
+  for (int j = jlo; j <= jhi; j += 16) {
+    __mmask16 in = jhi - j + 1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (jhi - j + 1)) - 1);
+    _mm512_mask_storeu_ps(s + j, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, s + j), vk));
+  }
+}
+
 // max of the visible s[jlo..jhi] (-inf when none)
 static LT_TARGET_AVX512 float max_row16(const float *s, const uint8_t *km, int jlo, int jhi) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -277,9 +305,7 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *s
   float post = c->bf ? c->scale : 1.0f;
   for (int r = 0; r < nt; r++) {
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
-    double di = 0.0;
-    for (int d = 0; d < D; d++) di += (double)dor[d] * orow[d];
-    float dif = (float)di;
+    float dif = (float)att_di(c, dor, orow);
     float *a = A + (int64_t)r * nk;
     const float *b = B + (int64_t)r * nk;
     for (int j = 0; j < nk; j++) a[j] = a[j] * (b[j] - dif) * post;
@@ -450,9 +476,7 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
   for (int r = 0; r < nt; r++) {  // dS = scale * P * (dP - rowsum(dO * O))
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
-    double di = 0.0;
-    for (int d = 0; d < D; d++) di += (double)dor[d] * orow[d];
-    float dif = (float)di;
+    float dif = (float)att_di(c, dor, orow);
     ds_row(A + (int64_t)r * nk, B + (int64_t)r * nk, dif, c->scale, nk);
   }
   if (want_dk) {  // dK^T[:, keys] += q^T dS
@@ -540,7 +564,9 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
         }
       }
       float inv = (float)(1.0 / sum);
-      for (int j = jlo; j <= jhi; j++) s[j] *= inv;
+      if (c.avx) scale_row16(s, jlo, jhi, inv);
+      else
+        for (int j = jlo; j <= jhi; j++) s[j] *= inv;
       lse[(int64_t)h * T + t] = m + (float)log(sum);
     }
     // out rows = P V
