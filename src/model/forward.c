@@ -158,6 +158,7 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
   ws->threads = threads;
   ws->ckpt = m->grad_ckpt;
   ws->has_drop = lt_lora_has_dropout(m);
+  ws->no_epilogue = getenv("LMTUNE_NO_FUSED_EPILOGUE") != NULL;  // tests compare the two ways
   ws->bytes = (int64_t)cv.off;
   return 0;
 }
@@ -184,7 +185,7 @@ void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const flo
 // The bias and LoRA terms ride in the bf16 GEMM's epilogue (added while the output tile is in registers, in the
 // order of the separate passes, so the values are the same) for the training workspace's many-row products.
 static int epi_ok(const lt_model *m, const lt_gemm_scratch *gs, int N) {
-  return gs == &m->ws.gemm && m->ws.lora_bt && N > 4 && lt_cpu_has_avx512bf16();
+  return gs == &m->ws.gemm && m->ws.lora_bt && !m->ws.no_epilogue && N > 4 && lt_cpu_has_avx512bf16();
 }
 
 // bt (r, out) = s * B^T, the values the separate LoRA pass multiplies by

@@ -115,6 +115,7 @@ typedef struct lt_workspace {
   float *dx, *dxn, *datt, *dq, *dk, *dv, *dg, *du, *dh, *dxa;
   float *lora_bt;  // 3 slots of lora_bt_slot floats: s * B^T (r, out) of up to three LoRA projections (forward.c)
   int64_t lora_bt_slot;
+  int no_epilogue;  // LMTUNE_NO_FUSED_EPILOGUE was set at reservation: bias and LoRA terms as separate passes
   int32_t *targets, *pos;
   uint8_t *kmask;
   lt_gemm_scratch gemm;

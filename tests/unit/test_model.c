@@ -146,6 +146,34 @@ static double worst_grad_err(const lt_model *m, const lt_st_file *rf, const char
   return worst;
 }
 
+// LoRA B starts at zero: fill the zero trainable values with small distinct ones, so that every LoRA path carries
+// gradient
+static void nonzero_trainables(lt_model *m) {
+  for (int i = 0; i < lt_model_num_trainable(m); i++) {
+    float *w;
+    int64_t n;
+    lt_model_trainable(m, i, NULL, &w, NULL, &n, NULL);
+    for (int64_t j = 0; j < n; j++)
+      if (w[j] == 0.0f) w[j] = 0.01f * (float)((j * 7 + (int64_t)i) % 13 - 6);
+  }
+}
+
+// how many trainable tensors' gradients differ (bitwise) between two set-ups of the same model; names the first
+static int grad_diffs(lt_model *a, lt_model *b, const char *name) {
+  int n = lt_model_num_trainable(a), diff = 0;
+  if (n != lt_model_num_trainable(b) || n == 0) return -1;
+  for (int i = 0; i < n; i++) {
+    float *g0, *g1;
+    int64_t n0, n1;
+    const char *tn;
+    lt_model_trainable(a, i, &tn, NULL, &g0, &n0, NULL);
+    lt_model_trainable(b, i, NULL, NULL, &g1, &n1, NULL);
+    if (n0 != n1 || memcmp(g0, g1, sizeof(float) * (size_t)n0))
+      if (!diff++) fprintf(stderr, "  %s: first differing gradient %s\n", name, tn);
+  }
+  return diff;
+}
+
 // Activation checkpointing recomputes each layer with the same kernels and the same dropout stream, so the loss
 // and every gradient are bit-identical to a run that keeps all activations.
 static void check_ckpt(const char *dir, const batch *bt, const char *name, lt_train_mode mode, float dropout,
@@ -165,33 +193,47 @@ static void check_ckpt(const char *dir, const batch *bt, const char *name, lt_tr
     CHECK(lt_model_set_compute(m[k], comp, &err) == 0);
     CHECK(lt_model_set_train_mode(m[k], mode, &lc, &err) == 0);
     CHECK(lt_model_set_grad_checkpointing(m[k], k, &err) == 0);
-    if (mode == LT_TRAIN_LORA)  // non-zero B, so that every LoRA path carries gradient
-      for (int i = 0; i < lt_model_num_trainable(m[k]); i++) {
-        float *w;
-        int64_t n;
-        lt_model_trainable(m[k], i, NULL, &w, NULL, &n, NULL);
-        for (int64_t j = 0; j < n; j++)
-          if (w[j] == 0.0f) w[j] = 0.01f * (float)((j * 7 + (int64_t)i) % 13 - 6);
-      }
+    if (mode == LT_TRAIN_LORA) nonzero_trainables(m[k]);
     lt_model_zero_grad(m[k]);
     rc = lt_model_loss(m[k], bt->ids, bt->mask, bt->labels, bt->B, bt->T, 1, &loss[k], &err);
     CHECK_MSG(rc == 0, "%s ckpt=%d: %s", name, k, err.msg);
   }
   CHECK_MSG(loss[0] == loss[1], "%s checkpointing: loss %.9g vs %.9g", name, loss[0], loss[1]);
-  int n = lt_model_num_trainable(m[0]), diff = 0;
-  CHECK(n == lt_model_num_trainable(m[1]) && n > 0);
-  for (int i = 0; i < n && i < lt_model_num_trainable(m[1]); i++) {
-    float *g0, *g1;
-    int64_t n0, n1;
-    const char *tn;
-    lt_model_trainable(m[0], i, &tn, NULL, &g0, &n0, NULL);
-    lt_model_trainable(m[1], i, NULL, NULL, &g1, &n1, NULL);
-    if (n0 != n1 || memcmp(g0, g1, sizeof(float) * (size_t)n0)) {
-      if (!diff++) fprintf(stderr, "  %s: first differing gradient %s\n", name, tn);
-    }
-  }
+  int diff = grad_diffs(m[0], m[1], name);
   CHECK_MSG(diff == 0, "%s checkpointing (mode %d, dropout %g, compute %d): %d gradients differ", name, (int)mode,
             (double)dropout, (int)comp, diff);
+  lt_model_free(m[0]);
+  lt_model_free(m[1]);
+}
+
+// The bf16 GEMM's epilogue adds the biases and LoRA terms in the order of the separate passes: loss and every
+// LoRA gradient equal those of a run with the passes (LMTUNE_NO_FUSED_EPILOGUE) to the bit.
+static void check_fused(const char *dir, const batch *bt, const char *name) {
+  lt_err err;
+  lt_model *m[2];
+  float loss[2];
+  lt_lora_config lc = {4, 8.0f, 0.0f, 0, 0, 7};
+  CHECK(lt_lora_parse_targets("all", &lc.targets, &err) == 0);
+  for (int k = 0; k < 2; k++) {
+    if (k) setenv("LMTUNE_NO_FUSED_EPILOGUE", "1", 1);
+    int rc = lt_model_load(&m[k], dir, &err);
+    CHECK_MSG(rc == 0, "%s: %s", name, err.msg);
+    if (rc) {
+      if (k) lt_model_free(m[0]);
+      unsetenv("LMTUNE_NO_FUSED_EPILOGUE");
+      return;
+    }
+    CHECK(lt_model_set_compute(m[k], LT_COMPUTE_BF16, &err) == 0);
+    CHECK(lt_model_set_train_mode(m[k], LT_TRAIN_LORA, &lc, &err) == 0);
+    nonzero_trainables(m[k]);
+    lt_model_zero_grad(m[k]);
+    rc = lt_model_loss(m[k], bt->ids, bt->mask, bt->labels, bt->B, bt->T, 1, &loss[k], &err);
+    CHECK_MSG(rc == 0, "%s fused=%d: %s", name, !k, err.msg);
+  }
+  unsetenv("LMTUNE_NO_FUSED_EPILOGUE");
+  CHECK_MSG(loss[0] == loss[1], "%s fused epilogue: loss %.9g vs %.9g", name, loss[0], loss[1]);
+  int diff = grad_diffs(m[0], m[1], name);
+  CHECK_MSG(diff == 0, "%s fused epilogue: %d gradients differ (-1: the trainable sets differ)", name, diff);
   lt_model_free(m[0]);
   lt_model_free(m[1]);
 }
@@ -312,6 +354,7 @@ static void run_fixture(const char *name) {
   check_ckpt(dir, &bt, name, LT_TRAIN_LORA, 0.0f, LT_COMPUTE_F32);
   check_ckpt(dir, &bt, name, LT_TRAIN_LORA, 0.25f, LT_COMPUTE_BF16);
   check_ckpt(dir, &bt, name, LT_TRAIN_FULL, 0.0f, LT_COMPUTE_F32);
+  check_fused(dir, &bt, name);
   free(bt.ids);
   free(bt.mask);
   free(bt.labels);
