@@ -424,16 +424,21 @@ TARGET_BF16_ATT static void rowpair_panels(uint32_t *pp, const float *X, int64_t
     }
 }
 
-// dst rows (nt x nk2 pairs) = bf16(X rows (nt x nk, stride ldx)), the odd element's partner zero
-TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X, int64_t ldx, int nt, int nk) {
+// dst rows (nt x nk2 pairs) = bf16(X rows (nt x nk, stride ldx) times rs[row] when rs is given), the odd element's
+// partner zero
+TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X, int64_t ldx, int nt, int nk,
+                                     const float *rs) {
   for (int r = 0; r < nt; r++) {
     const float *x = X + (int64_t)r * ldx;
     uint16_t *o = (uint16_t *)(dst + (int64_t)r * nk2);
+    __m512 k = _mm512_set1_ps(rs ? rs[r] : 1.0f);
     for (int j = 0; j < 2 * nk2; j += 32) {
       int n = nk - j;
       __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
       __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
-      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + j + 16), _mm512_maskz_loadu_ps(m0, x + j));
+      __m512 lo = _mm512_maskz_loadu_ps(m0, x + j), hi = _mm512_maskz_loadu_ps(m1, x + j + 16);
+      if (rs) lo = _mm512_mul_ps(lo, k), hi = _mm512_mul_ps(hi, k);
+      __m512bh v = _mm512_cvtne2ps_pbh(hi, lo);
       int w = (int)(2 * nk2) - j;
       __mmask32 mw = w >= 32 ? 0xffffffffu : (__mmask32)((1u << w) - 1u);
       _mm512_mask_storeu_epi16(o + j, mw, (__m512i)v);
@@ -441,13 +446,38 @@ TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X
   }
 }
 
-// a (n) = a * (b - dif) * scale, rounded as the scalar expression
-TARGET_BF16_ATT static void ds_row(float *a, const float *b, float dif, float scale, int n) {
-  __m512 vd = _mm512_set1_ps(dif), vs = _mm512_set1_ps(scale);
-  for (int j = 0; j < n; j += 16) {
-    __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + j), _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b + j), vd));
-    _mm512_mask_storeu_ps(a + j, m, _mm512_mul_ps(v, vs));
+// dS rows (nt x nk) = (A * (B - dif[row])) * scale (A = P, B = dP, row stride ld), rounded to bf16 into the
+// row-pair panels of rowpair_panels (dsp, when given) and the rows of rows_bf16 (dsr, nk2 pairs per row, when
+// given); entries beyond the tile are +0 in both.
+TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, const float *A, const float *B,
+                                   int64_t ld, const float *dif, float scale, int nt, int nk) {
+  int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int i = 0; i < nt2; i++) {
+    int r0 = 2 * i, two = r0 + 1 < nt;
+    const float *a0 = A + (int64_t)r0 * ld, *b0 = B + (int64_t)r0 * ld;
+    const __m512 d0 = _mm512_set1_ps(dif[r0]), d1 = _mm512_set1_ps(two ? dif[r0 + 1] : 0.0f);
+    for (int j = 0; j < nkb * 64; j += 16) {
+      int n = nk - j, w = (int)(2 * nk2) - j;
+      __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+      __m512 e0 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a0 + j),
+                                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + j), d0)), vs);
+      __m512 e1 = _mm512_setzero_ps();
+      if (two)
+        e1 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a0 + ld + j),
+                                                  _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + ld + j), d1)), vs);
+      __m256bh h0 = _mm512_cvtneps_pbh(e0), h1 = _mm512_cvtneps_pbh(e1);
+      if (dsp) {
+        __m512i lo = _mm512_cvtepu16_epi32((__m256i)h0), hi = _mm512_cvtepu16_epi32((__m256i)h1);
+        _mm512_store_si512((void *)(dsp + ((int64_t)(j / 64) * nt2 + i) * 64 + j % 64),
+                           _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
+      if (dsr && w > 0) {
+        __mmask16 mw = w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
+        _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)r0 * nk2) + j, mw, (__m256i)h0);
+        if (two) _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)(r0 + 1) * nk2) + j, mw, (__m256i)h1);
+      }
+    }
   }
 }
 
@@ -474,19 +504,19 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
     lt_bf16_panel_mm(B + b * 64, nk, dob, Dh, c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
                      att_min(64, nk - b * 64), 0);
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
-  for (int r = 0; r < nt; r++) {  // dS = scale * P * (dP - rowsum(dO * O))
+  float difs[LT_ATT_BQ];
+  for (int r = 0; r < nt; r++) {  // rowsum(dO * O)
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
-    float dif = (float)att_di(c, dor, orow);
-    ds_row(A + (int64_t)r * nk, B + (int64_t)r * nk, dif, c->scale, nk);
+    difs[r] = (float)att_di(c, dor, orow);
   }
+  // dS = scale * P * (dP - rowsum(dO * O)), straight into its two bf16 layouts
+  ds_pack(want_dk ? sl->dsp : NULL, want_dq ? sl->dsr : NULL, nk2, A, B, nk, difs, c->scale, nt, nk);
   if (want_dk) {  // dK^T[:, keys] += q^T dS
-    rowpair_panels(sl->dsp, A, nk, nt, nk);
     for (int b = 0; b < tb; b++)
       lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2, T2,
                        sl->dsp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
   }
   if (want_dq) {  // dQ += dS K
-    rows_bf16(sl->dsr, nk2, A, nk, nt, nk);
     for (int dp = 0; dp < ndp; dp++)
       lt_bf16_panel_mm(g->dq + (int64_t)t0 * c->HD + h * D + dp * 64, c->HD, sl->dsr, nk2,
                        c->knn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64, nt, nk2,
@@ -525,7 +555,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     if (c.pk) ks = ks / 64 * 64;  // whole key panels; the keys left of the window get probability 0
     int nk = p0 + t0 + nt - ks;
     att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
-    float *S = sl.A;
+    float *S = sl.A, rsc[LT_ATT_BQ];  // packed path: each row's 1 / sum, applied when P is rounded to bf16
     if (c.pk) {
       int Dh = D / 2;
       int64_t nkb = nblk64(c.L);
@@ -546,6 +576,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
         for (int j = jlo; j <= jhi; j++)
           if ((!km || km[j]) && s[j] > m) m = s[j];
       }
+      rsc[r] = 1.0f;
       if (m == -INFINITY) {  // no visible key
         for (int j = 0; j < nk; j++) s[j] = 0.0f;
         lse[(int64_t)h * T + t] = -INFINITY;
@@ -564,7 +595,8 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
         }
       }
       float inv = (float)(1.0 / sum);
-      if (c.avx) scale_row16(s, jlo, jhi, inv);
+      if (c.pk) rsc[r] = inv;  // the bf16 rounding of P below multiplies by it (the same product, one pass less)
+      else if (c.avx) scale_row16(s, jlo, jhi, inv);
       else
         for (int j = jlo; j <= jhi; j++) s[j] *= inv;
       lse[(int64_t)h * T + t] = m + (float)log(sum);
@@ -573,7 +605,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     float *o = out + (int64_t)t0 * c.HD + h * D;
     if (c.pk) {
       int64_t nk2 = half_up(nk), L2 = half_up(c.L), ndp = nblk64(D);
-      rows_bf16(sl.dsr, nk2, S, nk, nt, nk);
+      rows_bf16(sl.dsr, nk2, S, nk, nt, nk, rsc);
       for (int dp = 0; dp < ndp; dp++)
         lt_bf16_panel_mm(o + dp * 64, c.HD, sl.dsr, nk2, c.vnn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64,
                          nt, (int)nk2, att_min(64, D - dp * 64), 0);
