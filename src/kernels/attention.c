@@ -489,6 +489,11 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
   int nt2 = (nt + 1) / 2, tb = (nk + 63) / 64, nk2 = (nk + 1) / 2;
   float *A = sl->A, *B = sl->B;
   const uint32_t *qs = c->qs + ((int64_t)h * T + t0) * Dh, *dob = (const uint32_t *)c->dob + ((int64_t)h * T + t0) * Dh;
+  for (int r = 0; r < nt; r++)  // the f32 rows of dO and O for rowsum(dO * O) below: strided, so fetch them now
+    for (int d = 0; d < D; d += 16) {
+      _mm_prefetch((const char *)(g->dout + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
+      _mm_prefetch((const char *)(g->out + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
+    }
   for (int b = 0; b < tb; b++)  // S = (scale q) K^T
     lt_bf16_panel_mm(A + b * 64, nk, qs, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
                      att_min(64, nk - b * 64), 0);
