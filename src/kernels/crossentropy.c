@@ -91,8 +91,8 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // dlogits = scale * (softmax - onehot). Chunks of `chunk` rows: logits into scratch (chunk*V) by sgemm (all BLAS
 // threads), rows in parallel (one exp per logit), then two sgemms. The loss sum is deterministic.
 double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
-                       const uint32_t *const *wpk, const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
-                       float *scratch, int chunk) {
+                       const uint32_t *const *wpk, const lt_gemm_scratch *gs, const int32_t *targets, int N, int C,
+                       int V, float scale, float *scratch, int chunk) {
   if (chunk < 1) chunk = 1;
   int grads = dx != NULL || dw != NULL, avx = lt_cpu_has_avx512();
   double total = 0.0;

@@ -55,18 +55,8 @@ TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, in
   for (int i = 0; i < M; i++) convert_row((uint16_t *)(a + (int64_t)i * kh), x + (int64_t)i * K, K);
 }
 
-// dst (n) = bf16(src (n)), round to nearest even as torch; threads split the array
-TARGET_BF16 static void to_bf16_avx512(uint16_t *dst, const float *src, int64_t n) {
-  int64_t nv = n / 32 * 32;
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-  for (int64_t k = 0; k < nv; k += 32) {
-    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
-    _mm512_storeu_si512((void *)(dst + k), (__m512i)v);
-  }
-  for (int64_t k = nv; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
-}
-
-// the same on the calling thread only (AVX512-BF16 callers: inside parallel regions, short rows)
+// dst (n) = bf16(src (n)), round to nearest even as torch, on the calling thread (AVX512-BF16 callers; also
+// inside parallel regions)
 TARGET_BF16 void lt_f32_to_bf16_st(uint16_t *dst, const float *src, int64_t n) {
   int64_t k = 0;
   for (; k + 32 <= n; k += 32) {
@@ -77,8 +67,9 @@ TARGET_BF16 void lt_f32_to_bf16_st(uint16_t *dst, const float *src, int64_t n) {
 }
 
 void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
-  if (lt_cpu_has_avx512bf16()) {
-    to_bf16_avx512(dst, src, n);
+  if (lt_cpu_has_avx512bf16()) {  // threads split the array in blocks
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+    for (int64_t k = 0; k < n; k += 4096) lt_f32_to_bf16_st(dst + k, src + k, LT_MIN(4096, n - k));
     return;
   }
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
@@ -279,9 +270,9 @@ static void panel_f32(float *y, const float *x, const uint16_t *w, float *pf, in
   }
 }
 
-// The epilogue on a finished f32 block (the path without AVX512-BF16): columns j0..j0+nv of all M rows
-static void epilogue_f32(float *y, const lt_gemm_epi *e, int M, int N, int j0, int nv) {
-  for (int i = 0; i < M; i++)
+// The epilogue on a finished f32 block (the path without AVX512-BF16): columns j0..j0+nv of rows i0..i1
+static void epilogue_f32(float *y, const lt_gemm_epi *e, int i0, int i1, int N, int j0, int nv) {
+  for (int i = i0; i < i1; i++)
     for (int j = j0; j < j0 + nv; j++) {
       float v = y[(int64_t)i * N + j];
       if (e->bias) v += e->bias[j];
@@ -372,7 +363,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
     for (int i = 0; i < n; i++)
       if (o[i].N > 0) {
         gemv_nt_bf16(o[i].y, a, o[i].w, M, o[i].N, K, accumulate, threads);
-        if (o[i].epi) epilogue_f32(o[i].y, o[i].epi, M, o[i].N, 0, o[i].N);
+        if (o[i].epi) epilogue_f32(o[i].y, o[i].epi, 0, M, o[i].N, 0, o[i].N);
       }
     return;
   }
@@ -400,7 +391,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
         if (kc <= 0) {  // K == 0: y = 0 (or unchanged when accumulating)
           if (!accumulate)
             for (int i = r0; i < r1; i++) memset(y + (int64_t)i * N + j0, 0, sizeof(float) * (size_t)nv);
-          if (o[oi].epi && r0 == 0) epilogue_f32(y, o[oi].epi, M, N, j0, nv);
+          if (o[oi].epi) epilogue_f32(y, o[oi].epi, r0, r1, N, j0, nv);
           break;
         }
         if (bf) {
@@ -412,7 +403,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
                      acc, k0 + kc >= K ? o[oi].epi : NULL, r0);
         } else {
           panel_f32(y, x, w, p, M, N, K, k0, kc, j0, nv, acc, nn);
-          if (k0 + kc >= K && o[oi].epi) epilogue_f32(y, o[oi].epi, M, N, j0, nv);
+          if (k0 + kc >= K && o[oi].epi) epilogue_f32(y, o[oi].epi, 0, M, N, j0, nv);
         }
       }
     }
