@@ -199,7 +199,7 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // epilogue when epi_ok).
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train) {
-  int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;
+  int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;  // 3: the workspace's s B^T slots
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
     for (int i = 0; i < n; i++) lt_proj_forward(m, l, p[i], y[i], x, xa[i], N, drop, gs, train);
