@@ -31,8 +31,6 @@ void lt_gemm_bf16_nt(float *y, const float *x, const uint16_t *w, int M, int N, 
 void lt_gemm_bf16_nn(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                      const lt_gemm_scratch *s);
 
-// Several NT products of one x: y_i (M, N_i) = x (M,K) @ w_i^T with w_i (N_i, K) bf16 (e.g. the q, k, v
-// projections): x is converted once and the column panels of all outputs share one parallel loop.
 #define LT_GEMM_MULTI_MAX 4
 // What a product adds to its finished output while the output is in registers (a linear layer's bias and LoRA
 // term): y[i][j] += bias[j], then y[i][j] += xa[i][q] * bt[q * ldb + j] for q = 0..r-1 in that order (the order
@@ -51,15 +49,16 @@ typedef struct lt_gemm_nt_out {
   const uint32_t *pk;       // w pre-packed by lt_bf16_prepack (same nn), or NULL: packed panel by panel on the fly
   const lt_gemm_epi *epi;   // or NULL
 } lt_gemm_nt_out;
-void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s);
-// The general form: n products of one x, NT (nn = 0: w_i (N_i, K)) or NN (nn = 1: w_i (K, N_i)), y_i (+)= ...,
-// each with its optional pre-packed weight and epilogue.
+// Several products of one x (e.g. the q, k, v projections): y_i (M, N_i) (+)= x (M,K) @ w_i^T with w_i (N_i, K)
+// bf16 (nn = 0) or x @ w_i with w_i (K, N_i) (nn = 1), each with its optional pre-packed weight and epilogue; x is
+// converted once and the column panels of all outputs share one parallel loop.
 void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,
                      const lt_gemm_scratch *s);
 
 // Pre-packed weights (a frozen weight used by many products): every panel of w in the order the kernel reads
 // them, so that no product packs it again. NT (nn = 0): w (N,K) for y = x w^T; NN (nn = 1): w (K,N) for y = x w.
-// lt_bf16_prepack_bytes(N, K) bytes, 64-byte aligned; about 2 N K bytes (N rounded up to 64 columns).
+// lt_bf16_prepack_bytes(N, K) bytes, 64-byte aligned; about 2 N K bytes (N rounded up to 64 columns). Without
+// AVX512-BF16 the products do not read packed copies and lt_bf16_prepack leaves dst unwritten.
 size_t lt_bf16_prepack_bytes(int N, int K);
 void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn);
 // y (M,N) (+)= x (M,K) times w^T (nn = 0) or w (nn = 1), reading the panels from pk (lt_bf16_prepack of the same w

@@ -424,28 +424,14 @@ size_t lt_bf16_prepack_bytes(int N, int K) {
 }
 
 void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
-  if (N <= 0 || K <= 0) return;
-  int nb = (N + NR - 1) / NR, kh = (K + 1) / 2, nk = (K + KC - 1) / KC, bf = lt_cpu_has_avx512bf16();
+  if (N <= 0 || K <= 0 || !lt_cpu_has_avx512bf16()) return;  // without it the products never read the copy
+  int nb = (N + NR - 1) / NR, kh = (K + 1) / 2, nk = (K + KC - 1) / KC;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int t = 0; t < nb * nk; t++) {
     int jb = t / nk, k0 = (t % nk) * KC, kc = LT_MIN(KC, K - k0), j0 = jb * NR, nv = LT_MIN(NR, N - j0);
     uint32_t *p = dst + ((int64_t)jb * kh + k0 / 2) * NR;
-    if (!bf) {  // the portable layout, the same pairs (the kernel never reads it then)
-      for (int q = 0; q < (kc + 1) / 2; q++)
-        for (int j = 0; j < NR; j++) {
-          uint32_t lo = 0, hi = 0;
-          if (j < nv) {
-            int k = k0 + 2 * q;
-            lo = nn ? w[(int64_t)k * N + j0 + j] : w[(int64_t)(j0 + j) * K + k];
-            if (k + 1 < K) hi = nn ? w[(int64_t)(k + 1) * N + j0 + j] : w[(int64_t)(j0 + j) * K + k + 1];
-          }
-          p[(int64_t)q * NR + j] = lo | hi << 16;
-        }
-    } else if (nn) {
-      pack_nn(p, w, N, k0, kc, j0, nv);
-    } else {
-      pack_nt(p, w, K, k0, kc, j0, nv);
-    }
+    if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
+    else pack_nt(p, w, K, k0, kc, j0, nv);
   }
 }
 
@@ -459,10 +445,6 @@ void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int 
                      const lt_gemm_scratch *s) {
   for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
     gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, M, K, accumulate, s, nn);
-}
-
-void lt_gemm_bf16_nt_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, const lt_gemm_scratch *s) {
-  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX) gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, M, K, 0, s, 0);
 }
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,
