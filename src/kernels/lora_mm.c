@@ -4,6 +4,7 @@
 // copies) and each output element is summed by one thread in a fixed order, so the results do not depend on the
 // thread count. Without AVX-512 (or with LMTUNE_NO_AVX512) the same products go to OpenBLAS sgemm.
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -141,27 +142,52 @@ LORA_STEP bcast_fma16(__m512 acc[16], const float *d, __m512 v, int n) {
 
 // ---- g (cols,vl) += s * d (N,cols)^T . v (N,vl) ----
 // gB with (d, v) = (dy, xa), gA with (d, v) = (dxa, x) and s = 1. Tiles of 16 columns of d x 16 elements of v
-// (the 16 x 16 sums in registers), split between threads; each tile sums its rows in order.
+// (16 x 16 sums). A task takes a group of up to GT_TILES consecutive tiles (adjacent in the long operand's rows)
+// and walks the rows in blocks of GT_ROWS, keeping each tile's sums in a small stack buffer between blocks: the
+// long operand is read in runs of up to 1 KB per row instead of 64 bytes at a time. Every sum still adds its rows
+// in order from 0, so the result does not depend on the grouping or the thread count.
+#define GT_TILES 64
+#define GT_ROWS 16
+// acc[c] += d[n][c0 + c] * v[n][q0..] for rows n0..n1 (cn live columns)
+LORA_STEP grad_rows(__m512 acc[16], const float *d, const float *v, int n0, int n1, int cols, int vl, int c0, int q0,
+                    __mmask16 qm, int cn) {
+  for (int n = n0; n < n1; n++) {
+    __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * vl + q0);
+    bcast_fma16(acc, d + (int64_t)n * cols + c0, w, cn);
+  }
+}
+
 LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int vl) {
-  int cb = (cols + 15) / 16, vb = (vl + 15) / 16;
-#pragma omp parallel for schedule(static) if ((int64_t)N * cols * vl > (1 << 18))
-  for (int t = 0; t < cb * vb; t++) {
-    int c0 = 16 * (t / vb), cn = LT_MIN(16, cols - c0), q0 = 16 * (t % vb);
-    __mmask16 qm = tail16(vl - q0);
-    __m512 acc[16];
+  int cb = (cols + 15) / 16, vb = (vl + 15) / 16, tiles = cb * vb;
+  int threads = omp_get_max_threads();
+  int gt = LT_MAX(1, LT_MIN(GT_TILES, tiles / (4 * LT_MAX(1, threads))));
+  int groups = (tiles + gt - 1) / gt;
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)N * cols * vl > (1 << 18))
+  for (int grp = 0; grp < groups; grp++) {
+    int t0 = grp * gt, t1 = LT_MIN(tiles, t0 + gt);
+    __m512 buf[GT_TILES][16];
+    for (int n0 = 0; n0 < N; n0 += GT_ROWS) {
+      int n1 = LT_MIN(N, n0 + GT_ROWS);
+      for (int t = t0; t < t1; t++) {
+        int c0 = 16 * (t / vb), cn = LT_MIN(16, cols - c0), q0 = 16 * (t % vb);
+        __mmask16 qm = tail16(vl - q0);
+        __m512 acc[16];
 #pragma GCC unroll 16
-    for (int c = 0; c < 16; c++) acc[c] = _mm512_setzero_ps();
-    for (int n = 0; n < N; n++) {
-      __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * vl + q0);
-      const float *dr = d + (int64_t)n * cols + c0;
-      if (cn == 16) bcast_fma16(acc, dr, w, 16);
-      else bcast_fma16(acc, dr, w, cn);
+        for (int c = 0; c < 16; c++) acc[c] = n0 == 0 ? _mm512_setzero_ps() : buf[t - t0][c];
+        if (cn == 16) grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, 16);
+        else grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, cn);
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; c++) buf[t - t0][c] = acc[c];
+      }
     }
-#pragma GCC unroll 16
-    for (int c = 0; c < 16; c++) {  // constant indices keep the sums in registers
-      if (c >= cn) break;
-      float *gr = g + (int64_t)(c0 + c) * vl + q0;
-      _mm512_mask_storeu_ps(gr, qm, _mm512_fmadd_ps(acc[c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
+    for (int t = t0; t < t1; t++) {
+      int c0 = 16 * (t / vb), cn = LT_MIN(16, cols - c0), q0 = 16 * (t % vb);
+      __mmask16 qm = tail16(vl - q0);
+      for (int c = 0; c < cn; c++) {
+        float *gr = g + (int64_t)(c0 + c) * vl + q0;
+        _mm512_mask_storeu_ps(gr, qm,
+                              _mm512_fmadd_ps(buf[t - t0][c], _mm512_set1_ps(s), _mm512_maskz_loadu_ps(qm, gr)));
+      }
     }
   }
 }

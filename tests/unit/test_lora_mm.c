@@ -151,6 +151,7 @@ int main(void) {
       // N, in, out, r
       {1, 1, 1, 1},      {1, 16, 16, 16},   {2, 17, 33, 3},   {7, 64, 64, 8},      {9, 100, 37, 16},
       {130, 96, 40, 16}, {65, 31, 129, 20}, {33, 200, 5, 64}, {200, 896, 128, 16}, {3, 48, 300, 33},
+      {70, 1100, 1030, 20},  // many tiles per group, row blocks with a tail
   };
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
     for (int acc = 0; acc < 2; acc++) check_shape(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], acc);
