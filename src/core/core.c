@@ -52,7 +52,7 @@ void *lt_alloc(size_t n, lt_err *err) {
   }
   void *p;
 #ifdef MADV_HUGEPAGE
-  // Large buffers (weights, the training workspace) in 2 MB pages where the kernel offers them (transparent huge
+  // Large buffers (the training workspace, packed weights) in 2 MB pages where the kernel offers them (transparent huge
   // pages in "madvise" mode): the memory-bound passes walk many rows far apart, and 4 KB pages cost them a TLB
   // miss per row (measured ~25% on the SwiGLU and LoRA-gradient passes at 2048 tokens).
   if (rounded >= LT_HUGE_MIN && rounded + LT_HUGE_PAGE > rounded) {

@@ -144,7 +144,7 @@ LORA_STEP bcast_fma16(__m512 acc[16], const float *d, __m512 v, int n) {
 // gB with (d, v) = (dy, xa), gA with (d, v) = (dxa, x) and s = 1. Tiles of 16 columns of d x 16 elements of v
 // (16 x 16 sums). A task takes a group of up to GT_TILES consecutive tiles (adjacent in the long operand's rows)
 // and walks the rows in blocks of GT_ROWS, keeping each tile's sums in a small stack buffer between blocks: the
-// long operand is read in runs of up to 1 KB per row instead of 64 bytes at a time. Every sum still adds its rows
+// long operand is read in runs of up to 4 KB per row instead of 64 bytes at a time. Every sum still adds its rows
 // in order from 0, so the result does not depend on the grouping or the thread count.
 #define GT_TILES 64
 #define GT_ROWS 16
