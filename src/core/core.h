@@ -17,6 +17,9 @@ int lt_err_prefix(lt_err *err, const char *fmt, ...) __attribute__((format(print
 // Checked allocation: on failure fill err and return NULL. 64-byte aligned, zeroed.
 void *lt_alloc(size_t n, lt_err *err);
 void lt_free(void *p);
+// Pages wholly inside [p, p + n) of a read-only private file mapping leave memory (the next access reads them from
+// the file again). For mapped weights whose packed copy serves every product.
+void lt_drop_mapped_pages(const void *p, size_t n);
 
 // Carve 64-byte-aligned pieces from one block: a first pass with base == NULL only sums the size (off), a second
 // pass over the real block hands out the same pieces.

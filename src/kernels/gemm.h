@@ -48,6 +48,8 @@ typedef struct lt_gemm_nt_out {
   int N;
   const uint32_t *pk;       // w pre-packed by lt_bf16_prepack (same nn), or NULL: packed panel by panel on the fly
   const lt_gemm_epi *epi;   // or NULL
+  const uint32_t *pkt;      // NT only, when pk is NULL: w's NN pre-packed copy (lt_bf16_prepack(pkt, w, K, N, 1));
+                            // the NT panels are built from it instead of from w (which may then be paged out)
 } lt_gemm_nt_out;
 // Several products of one x (e.g. the q, k, v projections): y_i (M, N_i) (+)= x (M,K) @ w_i^T with w_i (N_i, K)
 // bf16 (nn = 0) or x @ w_i with w_i (K, N_i) (nn = 1), each with its optional pre-packed weight and epilogue; x is

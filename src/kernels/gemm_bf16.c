@@ -129,6 +129,47 @@ TARGET_BF16 static void pack_nt(uint32_t *p, const uint16_t *w, int K, int k0, i
   }
 }
 
+// NT panel from the NN pre-packed copy of the same matrix (lt_bf16_prepack(src, w, K, N, 1) of w (N,K)): there
+// src[(kb * khn + n / 2) * NR + k % NR] = (w[n & ~1][k], w[n | 1][k]) with kb = k / NR, khn = (N + 1) / 2, and the
+// panel wants p[q*NR + j] = (w[j0+j][k0+2q], w[j0+j][k0+2q+1]) as pack_nt. Blocks of 16 rows of w x 16 pairs:
+// 8 source rows of 32 words, their 16-bit halves split by row parity, then one 16 x 16 transpose; the rest one
+// value at a time. The same words as pack_nt.
+static inline uint16_t nn_at(const uint32_t *src, int khn, int N, int K, int n, int k) {
+  if (n >= N || k >= K) return 0;
+  uint32_t wd = src[((int64_t)(k / NR) * khn + n / 2) * NR + k % NR];
+  return (uint16_t)(n & 1 ? wd >> 16 : wd);
+}
+
+TARGET_BF16 static void pack_nt_pk(uint32_t *p, const uint32_t *src, int N, int K, int k0, int kc, int j0, int nv) {
+  int khn = (N + 1) / 2, kh = (kc + 1) / 2, full = kc / 2, q16 = full / 16 * 16, jv = nv / 16 * 16;
+  const __m512i ev = _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24,
+                                      22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i od = _mm512_add_epi16(ev, _mm512_set1_epi16(1));
+  for (int q0 = 0; q0 < q16; q0 += 16)  // pairs outer: the source rows of a panel's 64 columns are contiguous
+    for (int jg = 0; jg < jv; jg += 16) {
+      int k = k0 + 2 * q0;  // 32 columns inside one source panel (k0 and q0 keep k a multiple of 32)
+      const uint32_t *s0 = src + ((int64_t)(k / NR) * khn + (j0 + jg) / 2) * NR + k % NR;
+      __m512i r[16];
+      for (int i = 0; i < 8; i++) {
+        __m512i a = _mm512_loadu_si512((const void *)(s0 + (int64_t)i * NR));
+        __m512i b = _mm512_loadu_si512((const void *)(s0 + (int64_t)i * NR + 16));
+        r[2 * i] = _mm512_permutex2var_epi16(a, ev, b);
+        r[2 * i + 1] = _mm512_permutex2var_epi16(a, od, b);
+      }
+      transpose16x16(r);
+      for (int c = 0; c < 16; c++) _mm512_store_si512((void *)(p + (int64_t)(q0 + c) * NR + jg), r[c]);
+    }
+  for (int q = 0; q < kh; q++) {
+    uint32_t *d = p + (int64_t)q * NR;
+    int k = k0 + 2 * q;
+    for (int j = q < q16 ? jv : 0; j < NR; j++) {
+      int n = j0 + j;
+      d[j] = j < nv ? (uint32_t)nn_at(src, khn, N, K, n, k) | (2 * q + 1 < kc ? (uint32_t)nn_at(src, khn, N, K, n, k + 1) << 16 : 0u)
+                    : 0u;
+    }
+  }
+}
+
 // NN: w (K,N), reduction block k0..k0+kc: p[q*NR + j] = (w[k0+2q][j0+j], w[k0+2q+1][j0+j]).
 // Two rows are interleaved 16 bits at a time, 32 columns per permute pair.
 TARGET_BF16 static void pack_nn(uint32_t *p, const uint16_t *w, int N, int k0, int kc, int j0, int nv) {
@@ -398,6 +439,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
           const uint32_t *pp = p;
           if (o[oi].pk) pp = o[oi].pk + ((int64_t)jb * kh + k0 / 2) * NR;
           else if (nn) pack_nn(p, w, N, k0, kc, j0, nv);
+          else if (o[oi].pkt) pack_nt_pk(p, o[oi].pkt, N, K, k0, kc, j0, nv);
           else pack_nt(p, w, K, k0, kc, j0, nv);
           panel_bf16(y + (int64_t)r0 * N, a + (int64_t)r0 * kh + k0 / 2, kh, pp, r1 - r0, N, (kc + 1) / 2, j0, nv,
                      acc, k0 + kc >= K ? o[oi].epi : NULL, r0);
@@ -412,7 +454,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
 
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
-  lt_gemm_nt_out o = {y, w, N, NULL, NULL};
+  lt_gemm_nt_out o = {y, w, N, NULL, NULL, NULL};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
 }
 
@@ -437,7 +479,7 @@ void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
 
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
                      int accumulate, int nn, const lt_gemm_scratch *s) {
-  lt_gemm_nt_out o = {y, w, N, pk, NULL};
+  lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
 }
 

@@ -26,14 +26,16 @@ static int mm_bf16(const lt_param *w, const lt_gemm_scratch *gs) {
 // x (N,in), W (out,in) -> y (N,out) (+)= x W^T
 void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (mm_bf16(w, gs)) lt_gemm_bf16_nt(y, x, w->bf, N, out, in, accumulate, gs);
-  else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
+  if (mm_bf16(w, gs)) {
+    lt_gemm_nt_out o = {y, w->bf, out, NULL, NULL, w->pk_nn};  // NT panels from the NN-packed copy when there is one
+    lt_gemm_bf16_ex(&o, 1, x, N, in, accumulate, 0, gs);
+  } else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
 }
 
 // dy (N,out) -> dx (N,in) (+)= dy W
 void lt_mm_backward_dx(const lt_param *w, float *dx, const float *dy, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
-  if (mm_bf16(w, gs)) lt_gemm_bf16_nn(dx, dy, w->bf, N, in, out, accumulate, gs);
+  if (mm_bf16(w, gs)) lt_gemm_bf16_pk(dx, dy, w->bf, w->pk_nn, N, in, out, accumulate, 1, gs);
   else if (N > 0 && in > 0)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w->w, in,
                 accumulate ? 1.0f : 0.0f, dx, in);
@@ -209,7 +211,7 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
   lt_gemm_epi e[LT_GEMM_MULTI_MAX];
   int epi = epi_ok(m, gs, N);
   for (int i = 0; i < n; i++) {
-    o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL, NULL};
+    o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL, NULL, p[i]->w->pk_nn};
     if (!epi) continue;
     const lt_lora *a = p[i]->lora;
     e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0};
@@ -242,7 +244,7 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
     lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in};
-    lt_gemm_nt_out o = {dx, p->w->bf, p->in, NULL, &e};
+    lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
     lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
@@ -388,6 +390,14 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
   if (backward && m->ws.gemm.buf && m->lm_head->bf && !m->lm_head->g && lt_cpu_has_avx512bf16() &&
       lt_param_pack(m->lm_head, err))
     return -1;
+  // ... and every layer's frozen matrices once, in the NN form alone (the forward builds its panels from it): the
+  // products stop packing them, and the mapped originals leave memory (the packed copies take their place)
+  if (backward && m->ws.gemm.buf && lt_cpu_has_avx512bf16())
+    for (int l = 0; l < m->cfg.layers; l++)
+      for (int j = 0; j < 7; j++) {
+        lt_param *w = m->layer[l].proj[j].w;
+        if (w && w->bf && !w->g && w->ndim == 2 && lt_param_pack_nn(w, err)) return -1;
+      }
   lt_workspace *ws = &m->ws;
   const lt_config *c = &m->cfg;
   int N = B * T, C = c->hidden;

@@ -162,9 +162,11 @@ struct lt_kvcache {
 int lt_model_init_layers(lt_model **out, const char *dir, int layers, uint64_t seed, lt_err *err);
 // model.c: create the f32 / bf16 weight views the compute mode and train mode need.
 int lt_model_prepare(lt_model *m, lt_err *err);
-// Pre-packed panels of a frozen bf16 matrix (both NT and NN forms, about 4 bytes per element in all), and their
-// release; lt_model_prepare releases them when the matrix is trained or the compute leaves bf16.
+// Pre-packed panels of a frozen bf16 matrix (both NT and NN forms, about 4 bytes per element in all; or the NN form
+// alone, 2 bytes, the NT panels then built from it), and their release; lt_model_prepare releases them when the
+// matrix is trained or the compute leaves bf16. Packing drops a mapped matrix's pages from memory.
 int lt_param_pack(lt_param *p, lt_err *err);
+int lt_param_pack_nn(lt_param *p, lt_err *err);
 void lt_param_unpack(lt_param *p);
 
 // forward.c

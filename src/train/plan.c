@@ -63,6 +63,14 @@ static int64_t optim_bytes(const lt_model *m, const lt_train_args *a, int layers
   return n * states * (int64_t)sizeof(float);
 }
 
+// p is one of the layers' projection matrices
+static int is_proj(const lt_model *m, const lt_param *p) {
+  for (int l = 0; l < m->cfg.layers; l++)
+    for (int j = 0; j < 7; j++)
+      if (m->layer[l].proj[j].w == p) return 1;
+  return 0;
+}
+
 // What the model's views cost for a checkpoint stored at `stored` bytes per element and memory-mapped: the mapped
 // pages (all touched at least once), plus the f32 and bf16 copies the modes need, plus gradients.
 static int64_t real_bytes(const lt_model *m, int stored, int layers) {
@@ -76,9 +84,14 @@ static int64_t real_bytes(const lt_model *m, int stored, int layers) {
     if (!want_bf && !(stored == 4 && !tr)) b += p->numel * 4;  // an f32 copy (unless the F32 mapping serves)
     if (bf16 && mat && (tr || stored != 2)) b += p->numel * 2;  // a bf16 copy (unless the BF16 mapping serves)
     if (tr) b += p->numel * 4;
-    if (p == m->lm_head && want_bf && lt_cpu_has_avx512bf16())  // packed once for training (forward.c)
-      b += (int64_t)(lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]) +
-                     lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]));
+    // packed once for training (forward.c): the LM head in both forms, the layers' matrices in the NN form; a
+    // packed matrix served by the BF16 mapping leaves memory
+    int head = p == m->lm_head, proj = is_proj(m, p);
+    if ((head || proj) && want_bf && lt_cpu_has_avx512bf16()) {
+      int N = (int)p->shape[0], K = (int)p->shape[1];
+      b += (int64_t)lt_bf16_prepack_bytes(K, N) + (head ? (int64_t)lt_bf16_prepack_bytes(N, K) : 0);
+      if (stored == 2) b -= p->numel * 2;
+    }
   }
   return b + lora_bytes(m, layers);
 }
@@ -91,9 +104,8 @@ static int64_t held_bytes(const lt_model *m) {
     if (p->owned) b += p->numel * 4;
     if (p->bf_owned) b += p->numel * 2;
     if (p->g) b += p->numel * 4;
-    if (p->pk_nt)
-      b += (int64_t)(lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]) +
-                     lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]));
+    if (p->pk_nt) b += (int64_t)lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]);
+    if (p->pk_nn) b += (int64_t)lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]);
   }
   return b + lora_bytes(m, m->cfg.layers);
 }

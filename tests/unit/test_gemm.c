@@ -49,6 +49,19 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y2[i] != y[i];
   CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: pre-packed weight: %d values differ", nn ? "NN" : "NT", M,
             N, K, accumulate, bf16_path, diff);
+  // NT panels built from the NN pre-packed copy of w (the layout training keeps) are the same panels
+  if (!nn) {
+    uint32_t *pkn = aligned_alloc(64, lt_bf16_prepack_bytes(K, N));
+    lt_bf16_prepack(pkn, w, K, N, 1);
+    for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
+    lt_gemm_nt_out on = {y2, w, N, NULL, NULL, pkn};
+    lt_gemm_bf16_ex(&on, 1, x, M, K, accumulate, 0, &gs);
+    diff = 0;
+    for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y2[i] != y[i];
+    CHECK_MSG(diff == 0, "NT M=%d N=%d K=%d acc=%d: panels from the NN-packed copy: %d values differ", M, N, K,
+              accumulate, diff);
+    free(pkn);
+  }
   // the epilogue (bias, then the rank-r term q by q) equals the same additions done after the product
   enum { R = 5 };
   float *bias = malloc(sizeof(float) * (size_t)N), *xa = malloc(sizeof(float) * (size_t)M * R),
@@ -58,7 +71,7 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int64_t i = 0; i < (int64_t)R * (N + 3); i++) bt[i] = frand(&s);
   lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3};
   for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
-  lt_gemm_nt_out o = {y2, w, N, (M + N) % 2 ? pk : NULL, &e};
+  lt_gemm_nt_out o = {y2, w, N, (M + N) % 2 ? pk : NULL, &e, NULL};
   lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
   diff = 0;
   for (int i = 0; i < M; i++)

@@ -23,7 +23,7 @@ static void args_for(lt_train_args *a, lt_finetune_type ft, int bf16, int ckpt) 
 }
 
 // The weight memory of the real model's views for this bf16 checkpoint: the mapping, f32 copies (f32 compute,
-// norms, trained values), bf16 copies of trained matrices, gradients, adapters with their gradients.
+// norms, trained values), bf16 copies of trained matrices, packed copies, gradients, adapters with their gradients.
 static double real_weights(const lt_model *m) {
   double b = 0;
   for (int i = 0; i < m->nparams; i++) {
@@ -33,9 +33,11 @@ static double real_weights(const lt_model *m) {
     if (!(bf && mat && !tr)) b += 4.0 * p->numel;
     if (bf && mat && tr) b += 2.0 * p->numel;
     if (tr) b += 4.0 * p->numel;
-    if (p->pk_nt)  // the LM head packed for bf16 training
-      b += (double)(lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]) +
-                    lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]));
+    // packed for bf16 training (the LM head in both forms, the layers' matrices in the NN form); a packed matrix
+    // that is a view of the mapping leaves memory
+    if (p->pk_nt) b += (double)lt_bf16_prepack_bytes((int)p->shape[0], (int)p->shape[1]);
+    if (p->pk_nn) b += (double)lt_bf16_prepack_bytes((int)p->shape[1], (int)p->shape[0]);
+    if ((p->pk_nt || p->pk_nn) && !p->bf_owned) b -= 2.0 * p->numel;
   }
   for (int i = 0; m->loras && i < m->cfg.layers * 7; i++)
     if (m->loras[i].r) b += 16.0 * m->loras[i].r * (m->loras[i].in + m->loras[i].out);
