@@ -2,6 +2,8 @@
 // Targets: -100 (and, defensively, anything outside [0, V)) mark ignored rows: loss 0, no gradient.
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
+#include "core/core.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/vexp.h"
@@ -36,6 +38,33 @@ LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k)
   int i = 0;
   for (; i + 16 <= V; i += 16) _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
   for (; i < V; i++) z[i] = expf(z[i] - m) * k;
+}
+
+#define TARGET_BF16_CE __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// dst (V, bf16) <- the row ce_row_softmax16 makes, with scale taken off at the target t, rounded to bf16 as the
+// GEMM's conversion rounds it (32 values per instruction, the last V % 32 one by one): the same values the f32 row
+// would give after that conversion, without writing the f32 row. An odd V's pair is padded with 0.
+TARGET_BF16_CE static void ce_row_dlogits_bf16(uint16_t *dst, const float *z, int V, float m, float k, int t,
+                                               float scale) {
+  const __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k), bs = _mm512_set1_ps(scale);
+  int i = 0;
+  for (; i + 32 <= V; i += 32) {
+    __m512 a = _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk);
+    __m512 b = _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i + 16), bm)), bk);
+    if (t >= i && t < i + 16) a = _mm512_mask_sub_ps(a, (__mmask16)(1u << (t - i)), a, bs);
+    if (t >= i + 16 && t < i + 32) b = _mm512_mask_sub_ps(b, (__mmask16)(1u << (t - i - 16)), b, bs);
+    _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  }
+  float tail[32];
+  int n = V - i, j = 0;
+  if (n >= 16) {  // one more whole vector in the f32 row
+    _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
+    j = 16;
+  }
+  for (; j < n; j++) tail[j] = expf(z[i + j] - m) * k;
+  if (t >= i) tail[t - i] -= scale;
+  for (j = 0; j < n; j++) dst[i + j] = lt_f32_to_bf16(tail[j]);
+  if (V & 1) dst[V] = 0;
 }
 
 // max and sum(exp(x - max)) of one row (avx: lt_cpu_has_avx512(), read once by the caller)
@@ -102,6 +131,10 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
     const int32_t *tc = targets + n0;
     if (wbf) lt_gemm_bf16_pk(scratch, xc, wbf, wpk ? wpk[0] : NULL, nc, V, C, 0, 0, gs);
     else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
+    // dL/dx alone in bf16: the rows of dlogits go straight into the GEMM's bf16 input (no f32 row, no conversion
+    // pass); the logits GEMM above has finished with that scratch
+    uint16_t *ab = dx && !dw && wbf && avx ? lt_gemm_bf16_act(gs, nc, V) : NULL;
+    int64_t lda = 2 * (int64_t)((V + 1) / 2);
     for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
       int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
       double rowloss[LT_CE_SUB];
@@ -111,14 +144,18 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
         int32_t t = tc[r];
         if (!ce_valid(t, V)) {
           rowloss[r - r0] = 0.0;
-          if (grads)
+          if (ab)
+            memset(ab + r * lda, 0, sizeof(uint16_t) * (size_t)lda);
+          else if (grads)
             for (int i = 0; i < V; i++) z[i] = 0.0f;
           continue;
         }
         float m, zt = z[t];
         double s;
         ce_row_stats(z, V, &m, &s, avx);
-        if (grads) {  // z becomes dlogits = scale * (softmax - onehot)
+        if (ab) {
+          ce_row_dlogits_bf16(ab + r * lda, z, V, m, (float)(scale / s), t, scale);
+        } else if (grads) {  // z becomes dlogits = scale * (softmax - onehot)
           float k = (float)(scale / s);
           if (avx) {
             ce_row_softmax16(z, V, m, k);
@@ -131,7 +168,8 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
       }
       for (int r = 0; r < nr; r++) total += rowloss[r];
     }
-    if (dx && wbf) lt_gemm_bf16_pk(dx + (int64_t)n0 * C, scratch, wbf, wpk ? wpk[1] : NULL, nc, C, V, 1, 1, gs);
+    if (ab) lt_gemm_bf16_pk_act(dx + (int64_t)n0 * C, wbf, wpk ? wpk[1] : NULL, nc, C, V, 1, 1, gs);
+    else if (dx && wbf) lt_gemm_bf16_pk(dx + (int64_t)n0 * C, scratch, wbf, wpk ? wpk[1] : NULL, nc, C, V, 1, 1, gs);
     else if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
                              dx + (int64_t)n0 * C, C);
     if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, nc, 1.0f, scratch, V, xc, C, 1.0f, dw, C);

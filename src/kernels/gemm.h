@@ -67,6 +67,13 @@ void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn);
 // and nn) when pk is not NULL and the AVX512-BF16 path is in use; otherwise as lt_gemm_bf16_nt / _nn.
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
                      int accumulate, int nn, const lt_gemm_scratch *s);
+// A producer may write the bf16 copy of x itself: lt_gemm_bf16_act gives the scratch rows (row i at 2 * ((K + 1) / 2)
+// * i values, an odd K's last pair padded with 0), or NULL when the bf16 path cannot take (M, K); then
+// lt_gemm_bf16_pk_act runs the product on them as lt_gemm_bf16_pk would on x (the same values when the rows hold
+// x rounded as lt_f32_to_bf16_n rounds).
+uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K);
+void lt_gemm_bf16_pk_act(float *y, const uint16_t *w, const uint32_t *pk, int M, int N, int K, int accumulate, int nn,
+                         const lt_gemm_scratch *s);
 
 // Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
 // only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)

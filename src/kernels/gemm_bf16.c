@@ -388,6 +388,7 @@ TARGET_BF16 static void gemv_nt_bf16(float *y, const uint32_t *a, const uint16_t
 
 // y_i (M, N_i) (+)= x (M,K) times w_i (NT) or w_i (NN) for the n outputs: x converted once, the column panels of
 // all outputs in one parallel loop.
+// x == NULL: the bf16 copy of x is already in the scratch (lt_gemm_bf16_act; the bf16 path is then certain).
 static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate,
                        const lt_gemm_scratch *s, int nn) {
   if (M <= 0 || n <= 0) return;
@@ -398,7 +399,8 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
   int bf = lt_cpu_has_avx512bf16() && (int64_t)M * 2 * kh <= s->max_mk;
   uint32_t *a = s->buf;
   char *panels = (char *)s->buf + act_bytes(s->max_mk);
-  if (bf) convert_rows_bf16(a, x, M, K);
+  if (!bf && !x) return;  // outside lt_gemm_bf16_act's contract: nothing to multiply
+  if (bf && x) convert_rows_bf16(a, x, M, K);
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
   if (bf && !nn && M <= GEMV_MAX_M && K > 0) {
     for (int i = 0; i < n; i++)
@@ -481,6 +483,18 @@ void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t
                      int accumulate, int nn, const lt_gemm_scratch *s) {
   lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};
   gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+}
+
+uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K) {
+  if (!s || !s->buf || M <= 0 || K <= 0 || !lt_cpu_has_avx512bf16() || (int64_t)M * 2 * ((K + 1) / 2) > s->max_mk)
+    return NULL;
+  return (uint16_t *)s->buf;
+}
+
+void lt_gemm_bf16_pk_act(float *y, const uint16_t *w, const uint32_t *pk, int M, int N, int K, int accumulate, int nn,
+                         const lt_gemm_scratch *s) {
+  lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};
+  gemm_multi(&o, 1, NULL, M, K, accumulate, s, nn);
 }
 
 void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "kernels/gemm.h"
+#include "kernels/kernels.h"
 #include "test.h"
 
 static float frand(uint64_t *s) {
@@ -94,6 +95,32 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   free(scratch);
 }
 
+// The fused LM head + cross-entropy in bf16: with dL/dx alone the dlogits rows go straight into the GEMM's bf16
+// input; with dL/dw too they pass through the f32 row and the GEMM's conversion. Both give the same loss and dx bits
+// (vocabulary sizes with and without 32- and 16-value tails, the target in a block and in the tail, an ignored row,
+// several row chunks).
+static void check_lmhead_bf16(int N, int C, int V, int chunk) {
+  uint64_t s = (uint64_t)(N * 7 + C * 3 + V);
+  float *x = malloc(sizeof(float) * (size_t)N * C), *w = malloc(sizeof(float) * (size_t)V * C);
+  uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)V * C);
+  int32_t *tg = malloc(sizeof(int32_t) * (size_t)N);
+  for (int64_t i = 0; i < (int64_t)N * C; i++) x[i] = 3.0f * frand(&s);
+  for (int64_t i = 0; i < (int64_t)V * C; i++) w[i] = lt_bf16_to_f32(wb[i] = lt_f32_to_bf16(frand(&s)));
+  for (int n = 0; n < N; n++) tg[n] = n == 1 ? -100 : n == 2 ? 48 % V : n % 3 == 0 ? V - 1 - n % 7 : (n * 37) % V;
+  int64_t mk = (int64_t)chunk * (((V > C ? V : C) + 1) & ~1);
+  size_t sb = lt_gemm_bf16_scratch(mk, omp_get_max_threads());
+  lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), mk, omp_get_max_threads()};
+  float *scratch = malloc(sizeof(float) * (size_t)chunk * V), *dx1 = calloc((size_t)N * C, sizeof(float)),
+        *dx2 = calloc((size_t)N * C, sizeof(float)), *dw = calloc((size_t)V * C, sizeof(float));
+  double l1 = lt_lmhead_ce_ex(dx1, NULL, x, w, wb, NULL, &gs, tg, N, C, V, 0.25f, scratch, chunk);
+  double l2 = lt_lmhead_ce_ex(dx2, dw, x, w, wb, NULL, &gs, tg, N, C, V, 0.25f, scratch, chunk);
+  int diff = 0;
+  for (int64_t i = 0; i < (int64_t)N * C; i++) diff += dx1[i] != dx2[i];
+  CHECK_MSG(l1 == l2 && diff == 0, "lmhead bf16 N=%d C=%d V=%d chunk=%d: loss %.9g vs %.9g, %d dx values differ", N,
+            C, V, chunk, l1, l2, diff);
+  free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch), free(dx1), free(dx2), free(dw);
+}
+
 // the array conversion equals the scalar rounding (normal numbers, ties, infinities, NaN stays NaN)
 static void check_convert(void) {
   enum { n = 100003 };
@@ -134,6 +161,9 @@ int main(void) {
     if (path == 1) setenv("LMTUNE_NO_AVX512BF16", "1", 1);
     CHECK(lt_cpu_has_avx512bf16() == (path == 0));
     check_convert();
+    check_lmhead_bf16(40, 16, 1000, 7);  // V % 32 = 8: a scalar tail; a target at lane 16 of a block
+    check_lmhead_bf16(5, 24, 1013, 2);  // odd V, V % 32 = 21: a 16-value vector and a scalar tail
+    check_lmhead_bf16(4, 64, 512, 4);   // no tail
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
       for (int nn = 0; nn < 2; nn++)
         for (int acc = 0; acc < 2; acc++) run(shapes[i][0], shapes[i][1], shapes[i][2], nn, acc, path == 0);
