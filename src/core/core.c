@@ -77,7 +77,8 @@ void lt_free(void *p) { free(p); }
 void lt_drop_mapped_pages(const void *p, size_t n) {
   long ps = sysconf(_SC_PAGESIZE);
   if (ps <= 0 || !p) return;
-  uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(ps - 1);
+  uintptr_t mask = ~(uintptr_t)(ps - 1);
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)ps - 1) & mask, e = ((uintptr_t)p + n) & mask;
   if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);  // advice: nothing is lost if refused
 }
 

@@ -164,8 +164,8 @@ TARGET_BF16 static void pack_nt_pk(uint32_t *p, const uint32_t *src, int N, int 
     int k = k0 + 2 * q;
     for (int j = q < q16 ? jv : 0; j < NR; j++) {
       int n = j0 + j;
-      d[j] = j < nv ? (uint32_t)nn_at(src, khn, N, K, n, k) | (2 * q + 1 < kc ? (uint32_t)nn_at(src, khn, N, K, n, k + 1) << 16 : 0u)
-                    : 0u;
+      uint32_t hi = 2 * q + 1 < kc ? (uint32_t)nn_at(src, khn, N, K, n, k + 1) << 16 : 0u;
+      d[j] = j < nv ? (uint32_t)nn_at(src, khn, N, K, n, k) | hi : 0u;
     }
   }
 }
