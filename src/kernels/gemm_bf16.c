@@ -77,7 +77,7 @@ void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
 }
 
 // 16 x 16 transpose of 32-bit elements: r[i] (row i) -> r[c] (column c)
-TARGET_BF16 static inline void transpose16x16(__m512i r[16]) {
+TARGET_BF16 static inline __attribute__((always_inline)) void transpose16x16(__m512i r[16]) {
   __m512i t[16];
   for (int i = 0; i < 8; i++) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
@@ -149,6 +149,12 @@ TARGET_BF16 static void pack_nt_pk(uint32_t *p, const uint32_t *src, int N, int 
     for (int jg = 0; jg < jv; jg += 16) {
       int k = k0 + 2 * q0;  // 32 columns inside one source panel (k0 and q0 keep k a multiple of 32)
       const uint32_t *s0 = src + ((int64_t)(k / NR) * khn + (j0 + jg) / 2) * NR + k % NR;
+      if (q0 + 32 < q16)  // the same rows of the next source panel (far away in memory): fetch them now
+        for (int i = 0; i < 8; i++) {
+          const char *f = (const char *)(s0 + (int64_t)khn * NR + (int64_t)i * NR);
+          _mm_prefetch(f, _MM_HINT_T0);
+          _mm_prefetch(f + 64, _MM_HINT_T0);
+        }
       __m512i r[16];
       for (int i = 0; i < 8; i++) {
         __m512i a = _mm512_loadu_si512((const void *)(s0 + (int64_t)i * NR));
