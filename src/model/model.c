@@ -73,39 +73,31 @@ void lt_param_unpack(lt_param *p) {
   p->pk_nt = p->pk_nn = NULL;
 }
 
-// Both packed forms of a frozen bf16 matrix (lt_bf16_prepack), for the products of every training step; a mapped
-// matrix leaves memory (the LM head's embedding lookups read back the few rows they need).
-int lt_param_pack(lt_param *p, lt_err *err) {
-  if (p->pk_nt && p->pk_nn) return 0;
+// The NN packed form of a frozen bf16 matrix (lt_bf16_prepack), and the NT form too when nt: made once, for the
+// products of every training step. A mapped matrix leaves memory afterwards (no product reads it again; the LM
+// head's embedding lookups read back the few rows they need).
+static int param_pack(lt_param *p, int nt, lt_err *err) {
+  if (p->pk_nn && (!nt || p->pk_nt)) return 0;
   if (!p->bf || p->g || p->ndim != 2) return lt_errf(err, "%s: only a frozen bf16 matrix can be pre-packed", p->name);
   int N = (int)p->shape[0], K = (int)p->shape[1];
-  size_t nt = lt_bf16_prepack_bytes(N, K), nn = lt_bf16_prepack_bytes(K, N);
+  size_t bnt = nt ? lt_bf16_prepack_bytes(N, K) : 0, bnn = lt_bf16_prepack_bytes(K, N);
   lt_param_unpack(p);
-  p->pk_nt = lt_alloc(nt, err);
-  p->pk_nn = p->pk_nt ? lt_alloc(nn, err) : NULL;
-  if (!p->pk_nn) {
+  p->pk_nn = lt_alloc(bnn, err);
+  if (p->pk_nn && nt) p->pk_nt = lt_alloc(bnt, err);
+  if (!p->pk_nn || (nt && !p->pk_nt)) {
     lt_param_unpack(p);
-    return lt_err_prefix(err, "packed copies of %s (%.0f MB)", p->name, (double)(nt + nn) / 1e6);
+    return lt_err_prefix(err, "packed copies of %s (%.0f MB)", p->name, (double)(bnt + bnn) / 1e6);
   }
-  lt_bf16_prepack(p->pk_nt, p->bf, N, K, 0);
+  if (nt) lt_bf16_prepack(p->pk_nt, p->bf, N, K, 0);
   lt_bf16_prepack(p->pk_nn, p->bf, K, N, 1);
   if (!p->bf_owned) lt_drop_mapped_pages(p->bf, (size_t)p->numel * sizeof(uint16_t));
   return 0;
 }
 
-// The NN packed form alone (the layers' matrices while training): the NT panels are built from it
-// (lt_gemm_nt_out.pkt), so neither product reads the matrix itself and a mapped one leaves memory.
-int lt_param_pack_nn(lt_param *p, lt_err *err) {
-  if (p->pk_nn) return 0;
-  if (!p->bf || p->g || p->ndim != 2) return lt_errf(err, "%s: only a frozen bf16 matrix can be pre-packed", p->name);
-  int N = (int)p->shape[0], K = (int)p->shape[1];
-  size_t nn = lt_bf16_prepack_bytes(K, N);
-  p->pk_nn = lt_alloc(nn, err);
-  if (!p->pk_nn) return lt_err_prefix(err, "packed copy of %s (%.0f MB)", p->name, (double)nn / 1e6);
-  lt_bf16_prepack(p->pk_nn, p->bf, K, N, 1);
-  if (!p->bf_owned) lt_drop_mapped_pages(p->bf, (size_t)p->numel * sizeof(uint16_t));
-  return 0;
-}
+int lt_param_pack(lt_param *p, lt_err *err) { return param_pack(p, 1, err); }
+
+// The layers' matrices: the NT panels are built from the NN form (lt_gemm_nt_out.pkt).
+int lt_param_pack_nn(lt_param *p, lt_err *err) { return param_pack(p, 0, err); }
 
 // bf16 copies of trainable matrices (bf16 compute): products use them as autocast uses its per-step casts.
 static void refresh_shadows(lt_model *m) {
