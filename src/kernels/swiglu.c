@@ -1,37 +1,92 @@
 // SwiGLU gate: h = silu(g) * u, silu(g) = g / (1 + exp(-g)) as torch computes it.
 #include <math.h>
 
+#include "core/core.h"
 #include "kernels/kernels.h"
 #include "kernels/vexp.h"
 
 #define LT_SWIGLU_PAR (1 << 14)
 
-// AVX-512 bodies over [i0, i1) in steps of 16 (masked tail)
-LT_TARGET_AVX512 static void swiglu_fwd16(float *h, const float *g, const float *u, int i0, int i1) {
+// ---- AVX-512 bodies over [i0, i1) in steps of 16 (masked tail) ----
+// Inputs come as f32 arrays or (the _b forms) as bf16 arrays widened exactly; the arithmetic is the same, so a bf16
+// input gives the bits its f32 widening gives.
+
+static inline LT_TARGET_AVX512 __m512 silu_mul16(__m512 x, __m512 v) {
   const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)))), v);
+}
+
+// masked load of 16 bf16 values, widened to f32
+static inline LT_TARGET_AVX512 __m512 load_b16(__mmask16 k, const uint16_t *p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, p)), 16));
+}
+
+// f32 -> bf16 bits, rounded to nearest even with NaN kept quiet (lt_f32_to_bf16)
+static inline LT_TARGET_AVX512 __m256i round_b16(__m512 x) {
+  __m512i b = _mm512_castps_si512(x), lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+LT_TARGET_AVX512 static void swiglu_fwd16(float *h, const float *g, const float *u, int i0, int i1) {
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
-    __m512 x = _mm512_maskz_loadu_ps(k, g + i), v = _mm512_maskz_loadu_ps(k, u + i);
-    __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-    _mm512_mask_storeu_ps(h + i, k, _mm512_mul_ps(silu, v));
+    _mm512_mask_storeu_ps(h + i, k, silu_mul16(_mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, u + i)));
   }
+}
+
+// g16, u16 = bf16(g), bf16(u); h from the rounded values
+LT_TARGET_AVX512 static void swiglu_keep16(float *h, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
+                                           int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    __m256i gb = round_b16(_mm512_maskz_loadu_ps(k, g + i)), ub = round_b16(_mm512_maskz_loadu_ps(k, u + i));
+    _mm256_mask_storeu_epi16(g16 + i, k, gb);
+    _mm256_mask_storeu_epi16(u16 + i, k, ub);
+    __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(gb), 16));
+    __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(ub), 16));
+    _mm512_mask_storeu_ps(h + i, k, silu_mul16(x, v));
+  }
+}
+
+LT_TARGET_AVX512 static void swiglu_fwd16_b(float *h, const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    _mm512_mask_storeu_ps(h + i, k, silu_mul16(load_b16(k, g16 + i), load_b16(k, u16 + i)));
+  }
+}
+
+// one block of 16: x = g, v = u (only read when dg is wanted), d = dh
+static inline LT_TARGET_AVX512 void swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
+                                                   __m512 v, __m512 d) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+  if (dg) {
+    __m512 sig = _mm512_div_ps(one, den);
+    __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+    _mm512_mask_storeu_ps(dg, k, _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg)));
+  }
+  if (du) _mm512_mask_storeu_ps(du, k, _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du)));
 }
 
 LT_TARGET_AVX512 static void swiglu_bwd16(float *dg, float *du, const float *dh, const float *g, const float *u,
                                           int i0, int i1, int acc) {
   const __mmask16 on = acc ? (__mmask16)0xffff : 0;  // the old values join the sums only when accumulating
-  const __m512 one = _mm512_set1_ps(1.0f);
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
-    __m512 x = _mm512_maskz_loadu_ps(k, g + i), d = _mm512_maskz_loadu_ps(k, dh + i);
-    __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
-    if (dg) {
-      __m512 sig = _mm512_div_ps(one, den), v = _mm512_maskz_loadu_ps(k, u + i);
-      __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
-      _mm512_mask_storeu_ps(dg + i, k, _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg + i)));
-    }
-    if (du)
-      _mm512_mask_storeu_ps(du + i, k, _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du + i)));
+    __m512 v = dg ? _mm512_maskz_loadu_ps(k, u + i) : _mm512_setzero_ps();
+    swiglu_bwd_one(dg ? dg + i : NULL, du ? du + i : NULL, k, on, _mm512_maskz_loadu_ps(k, g + i), v,
+                   _mm512_maskz_loadu_ps(k, dh + i));
+  }
+}
+
+LT_TARGET_AVX512 static void swiglu_bwd16_b(float *dg, float *du, const float *dh, const uint16_t *g16,
+                                            const uint16_t *u16, int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i), _mm512_maskz_loadu_ps(k, dh + i));
   }
 }
 
@@ -71,4 +126,52 @@ void lt_swiglu_backward_ex(float *dg, float *du, const float *dh, const float *g
 
 void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int n) {
   lt_swiglu_backward_ex(dg, du, dh, g, u, n, 1);
+}
+
+// ---- bf16-kept activations (training under bf16 compute keeps gate and up in bf16, as autocast's products give
+// them): the f32 functions above applied to the rounded values, the same bits ----
+
+void lt_swiglu_forward_keep(float *h, uint16_t *g16, uint16_t *u16, const float *g, const float *u, int n) {
+  if (lt_cpu_has_avx512()) {
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_keep16(h, g16, u16, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+  for (int i = 0; i < n; i++) {
+    g16[i] = lt_f32_to_bf16(g[i]);
+    u16[i] = lt_f32_to_bf16(u[i]);
+    float x = lt_bf16_to_f32(g16[i]);
+    h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
+  }
+}
+
+void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n) {
+  if (lt_cpu_has_avx512()) {
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK) swiglu_fwd16_b(h, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+  for (int i = 0; i < n; i++) {
+    float x = lt_bf16_to_f32(g16[i]);
+    h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
+  }
+}
+
+void lt_swiglu_backward_b(float *dg, float *du, const float *dh, const uint16_t *g16, const uint16_t *u16, int n) {
+  if (lt_cpu_has_avx512()) {
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_bwd16_b(dg, du, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+  for (int i = 0; i < n; i++) {
+    float x = lt_bf16_to_f32(g16[i]);
+    float sig = 1.0f / (1.0f + expf(-x));
+    dg[i] = 0.0f + dh[i] * lt_bf16_to_f32(u16[i]) * (sig * (1.0f + x * (1.0f - sig)));
+    du[i] = 0.0f + dh[i] * (x / (1.0f + expf(-x)));
+  }
 }

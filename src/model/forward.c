@@ -101,8 +101,19 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
     a->kv_stride = T;
     a->att = lt_carve(cv, FL(N * HD));
     a->lse = lt_carve(cv, FL(N * c->heads));
-    a->g = lt_carve(cv, FL(N * F));
-    a->u = lt_carve(cv, FL(N * F));
+    int64_t pw = m->compute == LT_COMPUTE_BF16
+                     ? lt_attention_psave_words(T, 0, c->heads, c->kv_heads, (int)D, c->sliding_window, 1) : 0;
+    a->psave = pw > 0 ? lt_carve(cv, (size_t)(pw * B) * 4) : NULL;  // pw words per batch row
+    a->psave_words = pw;
+    if (m->compute == LT_COMPUTE_BF16) {  // bf16 copies; the products' f32 outputs go to ws->dg, ws->du (below)
+      a->g16 = lt_carve(cv, (size_t)(N * F) * 2);
+      a->u16 = lt_carve(cv, (size_t)(N * F) * 2);
+      a->g = a->u = NULL;
+    } else {
+      a->g = lt_carve(cv, FL(N * F));
+      a->u = lt_carve(cv, FL(N * F));
+      a->g16 = a->u16 = NULL;
+    }
     for (int j = 0; j < 7; j++) a->xa[j] = m->layer[l].proj[j].lora ? lt_carve(cv, FL(N * r)) : NULL;
   }
   ws->x_out = lt_carve(cv, FL(N * C));
@@ -124,6 +135,10 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   ws->dv = lt_carve(cv, FL(N * KVD));
   ws->dg = lt_carve(cv, FL(N * F));
   ws->du = lt_carve(cv, FL(N * F));
+  // Under bf16 training a layer's forward writes gate and up in f32 to dg, du (free until its backward's SwiGLU
+  // step, and a checkpointed recompute finishes with them before that) and keeps them in bf16.
+  for (int l = 0; l < c->layers; l++)
+    if (ws->acts[l].g16) ws->acts[l].g = ws->dg, ws->acts[l].u = ws->du;
   ws->dh = lt_carve(cv, FL(N * LT_MAX(F, KVD)));
   ws->dxa = lt_carve(cv, FL(N * LT_MAX(r, 1)));
   ws->lora_bt_slot = r * LT_MAX(LT_MAX(C, F), LT_MAX(HD, KVD));
@@ -289,7 +304,8 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     int64_t kv0 = (int64_t)b * a->kv_stride * KVD;
     lt_attention_forward_ex(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
                             a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
-                            c->sliding_window, a->att_bf16, att_scratch);
+                            c->sliding_window, a->att_bf16, att_scratch,
+                            train && a->psave ? a->psave + b * a->psave_words : NULL);
   }
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
@@ -305,7 +321,8 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     float *xa[2] = {a->xa[LT_GATE], a->xa[LT_UP]};
     proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train);
   }
-  lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
+  if (a->g16) lt_swiglu_forward_keep(h, a->g16, a->u16, a->g, a->u, N * c->ffn);
+  else lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
   {
     const lt_linear *p[1] = {&L->proj[LT_DOWN]};
     float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
@@ -324,9 +341,11 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   float *dx = ws->dx;
   // MLP block: recompute xn2 and h
   lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
-  lt_swiglu_forward(ws->h, a->g, a->u, N * F);
+  if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
+  else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
   proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
-  lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
+  if (a->g16) lt_swiglu_backward_b(ws->dg, ws->du, ws->dh, a->g16, a->u16, N * F);
+  else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
   proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
@@ -340,7 +359,8 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     int64_t o = (int64_t)b * T * HD, kv = (int64_t)b * T * KVD;
     lt_attention_backward_ex(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o,
                              a->lse + (int64_t)b * H * T, a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T,
-                             0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch);
+                             0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch,
+                             a->psave ? a->psave + b * a->psave_words : NULL);
   }
   lt_rope_backward(ws->dq, ws->pos, m->inv_freq, N, H, D);
   lt_rope_backward(ws->dk, ws->pos, m->inv_freq, N, KV, D);

@@ -7,6 +7,7 @@
 // LT_TEST_VERBOSE=1 prints the largest error of every comparison.
 #include <omp.h>
 #include <stdint.h>
+#include "core/core.h"
 #include "kernels/kernels.h"
 #include "test.h"
 
@@ -415,6 +416,36 @@ static void test_swiglu(int n, int nsample) {
   check_equal("swiglu dg overwrite", og, dg, n);
   check_equal("swiglu du overwrite", ou, du, n);
   free(og), free(ou);
+  // gate and up kept in bf16: the values are lt_f32_to_bf16's, and h, dg, du are the f32 functions' bits on the
+  // widened values, in the AVX-512 code and in the portable code
+  for (int pass = 0; pass < 2; pass++) {
+    int had = getenv("LMTUNE_NO_AVX512") != NULL;
+    if (pass == 1 && !had) setenv("LMTUNE_NO_AVX512", "1", 1);
+    uint16_t *g16 = malloc(2 * (size_t)n), *u16 = malloc(2 * (size_t)n);
+    float *kh = falloc(n), *gw = falloc(n), *uw = falloc(n), *hw = falloc(n), *kg = falloc(n), *ku = falloc(n);
+    float *wg = falloc(n), *wu = falloc(n);
+    if (n > 7) g[7] = NAN, u[3] = -NAN;  // NaN stays NaN (quiet) on the way to bf16
+    lt_swiglu_forward_keep(kh, g16, u16, g, u, n);
+    int badr = 0;
+    for (int i = 0; i < n; i++) {
+      badr += g16[i] != lt_f32_to_bf16(g[i]) || u16[i] != lt_f32_to_bf16(u[i]);
+      gw[i] = lt_bf16_to_f32(g16[i]), uw[i] = lt_bf16_to_f32(u16[i]);
+    }
+    CHECK_MSG(badr == 0, "swiglu keep (pass %d): %d values not rounded as lt_f32_to_bf16", pass, badr);
+    lt_swiglu_forward(hw, gw, uw, n);
+    CHECK_MSG(!memcmp(kh, hw, 4 * (size_t)n), "swiglu keep (pass %d): h differs from the widened values'", pass);
+    fill_nan(kh, n);
+    lt_swiglu_forward_b(kh, g16, u16, n);
+    CHECK_MSG(!memcmp(kh, hw, 4 * (size_t)n), "swiglu forward_b (pass %d): h differs", pass);
+    fill_nan(kg, n), fill_nan(ku, n);
+    lt_swiglu_backward_b(kg, ku, R, g16, u16, n);
+    lt_swiglu_backward_ex(wg, wu, R, gw, uw, n, 0);
+    CHECK_MSG(!memcmp(kg, wg, 4 * (size_t)n) && !memcmp(ku, wu, 4 * (size_t)n),
+              "swiglu backward_b (pass %d): dg/du differ from the widened values'", pass);
+    if (n > 7) g[7] = 0.5f, u[3] = 0.5f;
+    if (pass == 1 && !had) unsetenv("LMTUNE_NO_AVX512");
+    free(g16), free(u16), free(kh), free(gw), free(uw), free(hw), free(kg), free(ku), free(wg), free(wu);
+  }
   free(g), free(u), free(h), free(R), free(c.g), free(c.u), free(c.R), free(hr), free(dg), free(du), free(ag), free(au);
   free(bg), free(bu), free(dg2);
 }
