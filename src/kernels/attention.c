@@ -97,7 +97,7 @@ static LT_TARGET_AVX512 float exp_row16(float *s, const uint8_t *km, int jlo, in
   for (int j = jlo; j <= jhi; j += 16) {
     __mmask16 in = jhi - j + 1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (jhi - j + 1)) - 1);
     __mmask16 v = vis16(km, j, jhi);
-    __m512 e = _mm512_maskz_mov_ps(v, lt_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vs)));
+    __m512 e = _mm512_maskz_mov_ps(v, lt_exp512_nonpos(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vs)));
     _mm512_mask_storeu_ps(s + j, in, e);
     acc = _mm512_add_ps(acc, e);
   }
@@ -451,6 +451,33 @@ TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X
   }
 }
 
+// P rows (nt x nk) = bf16(S rows (row stride ld) times rs[row]) into both layouts at once: the rows of rows_bf16
+// (dsr, nk2 pairs per row) and the row-pair panels of rowpair_panels (pp), the same bits as those two.
+TARGET_BF16_ATT static void p_pack(uint32_t *dsr, int64_t nk2, uint32_t *pp, const float *S, int64_t ld,
+                                  const float *rs, int nt, int nk) {
+  int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
+  for (int i = 0; i < nt2; i++) {
+    int r0 = 2 * i, two = r0 + 1 < nt;
+    const float *s0 = S + (int64_t)r0 * ld;
+    const __m512 k0 = _mm512_set1_ps(rs[r0]), k1 = _mm512_set1_ps(two ? rs[r0 + 1] : 0.0f);
+    for (int j = 0; j < nkb * 64; j += 16) {
+      int n = nk - j, w = (int)(2 * nk2) - j;
+      __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+      __m256bh h0 = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, s0 + j), k0));
+      __m256bh h1 = _mm512_cvtneps_pbh(two ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s0 + ld + j), k1)
+                                           : _mm512_setzero_ps());
+      __m512i lo = _mm512_cvtepu16_epi32((__m256i)h0), hi = _mm512_cvtepu16_epi32((__m256i)h1);
+      _mm512_storeu_si512((void *)(pp + ((int64_t)(j / 64) * nt2 + i) * 64 + j % 64),
+                          _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      if (w > 0) {
+        __mmask16 mw = w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
+        _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)r0 * nk2) + j, mw, (__m256i)h0);
+        if (two) _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)(r0 + 1) * nk2) + j, mw, (__m256i)h1);
+      }
+    }
+  }
+}
+
 // dS rows (nt x nk) = (P * (B - dif[row])) * scale (B = dP, row stride ld; P the rows of A, or the bf16 row-pair
 // panels pp when given), rounded to bf16 into the row-pair panels of rowpair_panels (dsp, when given) and the rows
 // of rows_bf16 (dsr, nk2 pairs per row, when given); entries beyond the tile are +0 in both.
@@ -664,8 +691,8 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     float *o = out + (int64_t)t0 * c.HD + h * D;
     if (c.pk) {
       int64_t nk2 = half_up(nk), L2 = half_up(c.L), ndp = nblk64(D);
-      rows_bf16(sl.dsr, nk2, S, nk, nt, nk, rsc);
-      if (psave) rowpair_panels(psave + psave_off(&c, h, t0), S, nk, nt, nk, rsc);
+      if (psave) p_pack(sl.dsr, nk2, psave + psave_off(&c, h, t0), S, nk, rsc, nt, nk);
+      else rows_bf16(sl.dsr, nk2, S, nk, nt, nk, rsc);
       for (int dp = 0; dp < ndp; dp++)
         lt_bf16_panel_mm(o + dp * 64, c.HD, sl.dsr, nk2, c.vnn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64,
                          nt, (int)nk2, att_min(64, D - dp * 64), 0);

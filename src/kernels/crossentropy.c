@@ -23,7 +23,7 @@ LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, do
   __m512 bm = _mm512_set1_ps(m);
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   for (i = 0; i + 16 <= V; i += 16) {
-    __m512 e = lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), bm));
+    __m512 e = lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(x + i), bm));
     s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
   }
@@ -36,7 +36,7 @@ LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, do
 LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) {
   __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
   int i = 0;
-  for (; i + 16 <= V; i += 16) _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
+  for (; i + 16 <= V; i += 16) _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
   for (; i < V; i++) z[i] = expf(z[i] - m) * k;
 }
 
@@ -49,8 +49,8 @@ TARGET_BF16_CE static void ce_row_dlogits_bf16(uint16_t *dst, const float *z, in
   const __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k), bs = _mm512_set1_ps(scale);
   int i = 0;
   for (; i + 32 <= V; i += 32) {
-    __m512 a = _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk);
-    __m512 b = _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i + 16), bm)), bk);
+    __m512 a = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk);
+    __m512 b = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i + 16), bm)), bk);
     if (t >= i && t < i + 16) a = _mm512_mask_sub_ps(a, (__mmask16)(1u << (t - i)), a, bs);
     if (t >= i + 16 && t < i + 32) b = _mm512_mask_sub_ps(b, (__mmask16)(1u << (t - i - 16)), b, bs);
     _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(b, a));
@@ -58,7 +58,7 @@ TARGET_BF16_CE static void ce_row_dlogits_bf16(uint16_t *dst, const float *z, in
   float tail[32];
   int n = V - i, j = 0;
   if (n >= 16) {  // one more whole vector in the f32 row
-    _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
+    _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
     j = 16;
   }
   for (; j < n; j++) tail[j] = expf(z[i + j] - m) * k;
