@@ -15,8 +15,7 @@
 // PyTorch's bf16 autocast attention does; softmax, lse and row sums stay f32.
 //
 // Forward: parallel over (head, row tile). Backward, deterministic in both modes:
-//  - KV >= threads: parallel over kv heads, each thread runs its group's heads and tiles in order (5 sgemms/tile;
-//    4 and no exps when the forward kept its bf16 probabilities, psave);
+//  - KV >= threads: parallel over kv heads, each thread runs its group's heads and tiles in order (5 sgemms/tile);
 //  - otherwise two passes for more parallelism: dq over (head, row tile), then dk/dv over (kv head, key tile of
 //    LT_ATT_BK keys), recomputing the probabilities (7 sgemms per tile pair instead of 5).
 #include <cblas.h>
@@ -353,8 +352,7 @@ TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, in
 
 // Packed operands (after att_bf16_setup; see att_ctx). Forward: K as NT and V as NN panels, scale * q rows.
 // Backward (bwd = 1, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
-// into row pairs, and the dK^T, dV^T accumulators zeroed; bwd = 2 (probabilities kept, no scores to recompute):
-// the same without K's NT panels and the scaled q rows.
+// into row pairs, and the dK^T, dV^T accumulators zeroed.
 static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
   int T = c->T, L = c->L, H = c->H, KV = c->KV, D = c->D, Dh = D / 2;
   int64_t L2 = half_up(L), T2 = half_up(T), nkb = nblk64(L), ndp = nblk64(D);
@@ -384,7 +382,7 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
       const uint16_t *kr = c->kb + (int64_t)kh * L * D, *vr = c->vb + (int64_t)kh * L * D;
       for (int64_t b = 0; b < nkb; b++) {
         int j0 = (int)b * 64, nv = att_min(64, L - j0);
-        if (bwd != 2) lt_bf16_pack_nt(c->knt + ((int64_t)kh * nkb + b) * Dh * 64, kr, D, 0, D, j0, nv);
+        lt_bf16_pack_nt(c->knt + ((int64_t)kh * nkb + b) * Dh * 64, kr, D, 0, D, j0, nv);
         if (bwd) lt_bf16_pack_nt(c->vnt + ((int64_t)kh * nkb + b) * Dh * 64, vr, D, 0, D, j0, nv);
       }
       for (int64_t dp = 0; dp < ndp; dp++) {
@@ -398,8 +396,7 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
       }
     } else {
       int h = task - KV;
-      if (bwd != 2)
-        scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
+      scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
       if (bwd) {
         rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
         rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
@@ -408,23 +405,21 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
   }
 }
 
-// Row-pair panels of a tile X (nt x nk, row stride ldx) in bf16, each row times rs[row] when rs is given: per block
-// of 64 columns b, pp[(b * nt2 + i) * 64 + j] = (X[2i][64b + j], X[2i+1][64b + j]), zero beyond the tile.
-TARGET_BF16_ATT static void rowpair_panels(uint32_t *pp, const float *X, int64_t ldx, int nt, int nk, const float *rs) {
+// Row-pair panels of a tile X (nt x nk, row stride ldx) in bf16: per block of 64 columns b, pp[(b * nt2 + i) * 64
+// + j] = (X[2i][64b + j], X[2i+1][64b + j]), zero beyond the tile.
+TARGET_BF16_ATT static void rowpair_panels(uint32_t *pp, const float *X, int64_t ldx, int nt, int nk) {
   int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
   for (int b = 0; b < nkb; b++)
     for (int i = 0; i < nt2; i++) {
       const float *r0 = X + (int64_t)(2 * i) * ldx + b * 64, *r1 = 2 * i + 1 < nt ? r0 + ldx : NULL;
       uint32_t *d = pp + ((int64_t)b * nt2 + i) * 64;
-      __m512 k0 = _mm512_set1_ps(rs ? rs[2 * i] : 1.0f), k1 = _mm512_set1_ps(rs && r1 ? rs[2 * i + 1] : 1.0f);
       for (int jj = 0; jj < 64; jj += 16) {
         int n = nk - b * 64 - jj;
         __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
         __m512 a = _mm512_maskz_loadu_ps(m, r0 + jj), e = r1 ? _mm512_maskz_loadu_ps(m, r1 + jj) : _mm512_setzero_ps();
-        if (rs) a = _mm512_mul_ps(a, k0), e = _mm512_mul_ps(e, k1);
         __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
         __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
-        _mm512_storeu_si512((void *)(d + jj), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        _mm512_store_si512((void *)(d + jj), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
       }
     }
 }
@@ -451,59 +446,26 @@ TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X
   }
 }
 
-// P rows (nt x nk) = bf16(S rows (row stride ld) times rs[row]) into both layouts at once: the rows of rows_bf16
-// (dsr, nk2 pairs per row) and the row-pair panels of rowpair_panels (pp), the same bits as those two.
-TARGET_BF16_ATT static void p_pack(uint32_t *dsr, int64_t nk2, uint32_t *pp, const float *S, int64_t ld,
-                                  const float *rs, int nt, int nk) {
-  int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
-  for (int i = 0; i < nt2; i++) {
-    int r0 = 2 * i, two = r0 + 1 < nt;
-    const float *s0 = S + (int64_t)r0 * ld;
-    const __m512 k0 = _mm512_set1_ps(rs[r0]), k1 = _mm512_set1_ps(two ? rs[r0 + 1] : 0.0f);
-    for (int j = 0; j < nkb * 64; j += 16) {
-      int n = nk - j, w = (int)(2 * nk2) - j;
-      __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
-      __m256bh h0 = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, s0 + j), k0));
-      __m256bh h1 = _mm512_cvtneps_pbh(two ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s0 + ld + j), k1)
-                                           : _mm512_setzero_ps());
-      __m512i lo = _mm512_cvtepu16_epi32((__m256i)h0), hi = _mm512_cvtepu16_epi32((__m256i)h1);
-      _mm512_storeu_si512((void *)(pp + ((int64_t)(j / 64) * nt2 + i) * 64 + j % 64),
-                          _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-      if (w > 0) {
-        __mmask16 mw = w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
-        _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)r0 * nk2) + j, mw, (__m256i)h0);
-        if (two) _mm256_mask_storeu_epi16((uint16_t *)(dsr + (int64_t)(r0 + 1) * nk2) + j, mw, (__m256i)h1);
-      }
-    }
-  }
-}
-
-// dS rows (nt x nk) = (P * (B - dif[row])) * scale (B = dP, row stride ld; P the rows of A, or the bf16 row-pair
-// panels pp when given), rounded to bf16 into the row-pair panels of rowpair_panels (dsp, when given) and the rows
-// of rows_bf16 (dsr, nk2 pairs per row, when given); entries beyond the tile are +0 in both.
-TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, const float *A, const uint32_t *pp,
-                                   const float *B, int64_t ld, const float *dif, float scale, int nt, int nk) {
+// dS rows (nt x nk) = (A * (B - dif[row])) * scale (A = P, B = dP, row stride ld), rounded to bf16 into the
+// row-pair panels of rowpair_panels (dsp, when given) and the rows of rows_bf16 (dsr, nk2 pairs per row, when
+// given); entries beyond the tile are +0 in both.
+TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, const float *A, const float *B,
+                                   int64_t ld, const float *dif, float scale, int nt, int nk) {
   int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
   const __m512 vs = _mm512_set1_ps(scale);
   for (int i = 0; i < nt2; i++) {
     int r0 = 2 * i, two = r0 + 1 < nt;
-    const float *a0 = A ? A + (int64_t)r0 * ld : NULL, *b0 = B + (int64_t)r0 * ld;
+    const float *a0 = A + (int64_t)r0 * ld, *b0 = B + (int64_t)r0 * ld;
     const __m512 d0 = _mm512_set1_ps(dif[r0]), d1 = _mm512_set1_ps(two ? dif[r0 + 1] : 0.0f);
     for (int j = 0; j < nkb * 64; j += 16) {
       int n = nk - j, w = (int)(2 * nk2) - j;
       __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
-      __m512 p0, p1 = _mm512_setzero_ps();
-      if (pp) {  // (row 2i, row 2i+1) halves of the panel words
-        __m512i w = _mm512_loadu_si512((const void *)(pp + ((int64_t)(j / 64) * nt2 + i) * 64 + j % 64));
-        p0 = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-        p1 = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
-      } else {
-        p0 = _mm512_maskz_loadu_ps(m, a0 + j);
-        if (two) p1 = _mm512_maskz_loadu_ps(m, a0 + ld + j);
-      }
-      __m512 e0 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(p0, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + j), d0)), vs);
+      __m512 e0 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a0 + j),
+                                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + j), d0)), vs);
       __m512 e1 = _mm512_setzero_ps();
-      if (two) e1 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(p1, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + ld + j), d1)), vs);
+      if (two)
+        e1 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a0 + ld + j),
+                                                  _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + ld + j), d1)), vs);
       __m256bh h0 = _mm512_cvtneps_pbh(e0), h1 = _mm512_cvtneps_pbh(e1);
       if (dsp) {
         __m512i lo = _mm512_cvtepu16_epi32((__m256i)h0), hi = _mm512_cvtepu16_epi32((__m256i)h1);
@@ -519,48 +481,9 @@ TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, c
   }
 }
 
-// ---- probabilities kept from the forward for the backward (packed mode) ----
-// Each (head, row tile) keeps its P (bf16, after the 1 / sum) as the row-pair panels the backward's dV product
-// reads: the tile's whole key panels, nt2 x 64 words each. Tiles follow each other by row within a head, heads
-// by index.
-
-// the packed-mode first key (a panel boundary) of the row tile starting at t0
-static inline int tile_ks(const att_ctx *c, int t0) { return key_lo(c, t0) / 64 * 64; }
-
-static int64_t ptile_words(const att_ctx *c, int t0, int nt) {
-  return half_up(nt) * nblk64(c->p0 + t0 + nt - tile_ks(c, t0)) * 64;
-}
-
-// words before tile t0 of head h
-static int64_t psave_off(const att_ctx *c, int h, int t0) {
-  int bq = att_bq(c->T);
-  int64_t per = 0, off = 0;
-  for (int s = 0; s < c->T; s += bq) {
-    int64_t w = ptile_words(c, s, att_min(bq, c->T - s));
-    if (s < t0) off += w;
-    per += w;
-  }
-  return h * per + off;
-}
-
-// whether the packed backward runs (and so reads kept probabilities) with nth threads
-static int psave_used(const att_ctx *c, int nth) {
-  return c->bf && packed_ok(c->D, 1) && (c->KV >= nth || nth == 1);
-}
-
-int64_t lt_attention_psave_words(int T, int p0, int H, int KV, int D, int window, int bf16) {
-  if (T <= 0 || H <= 0 || !bf16 || !lt_cpu_has_avx512bf16()) return 0;
-  att_ctx c;
-  att_init(&c, NULL, NULL, NULL, NULL, T, p0, H, KV, D, window);
-  c.bf = 1;
-  if (!psave_used(&c, omp_get_max_threads())) return 0;
-  return psave_off(&c, H, 0);
-}
-
 // One backward tile on packed operands: rows [t0, t0+nt) of head h against keys [ks, ks+nk), ks a multiple of 64.
-// With P (the tile's kept probabilities) the scores are not recomputed.
-static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_slot *sl, const uint32_t *P, int h,
-                                int t0, int nt, int ks, int nk, int want_dq, int want_dk, int want_dv) {
+static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_slot *sl, int h, int t0, int nt,
+                                int ks, int nk, int want_dq, int want_dk, int want_dv) {
   int kh = h / c->G, D = c->D, Dh = D / 2, T = c->T, L = c->L;
   int64_t T2 = half_up(T), L2 = half_up(L), nkb = nblk64(L), ndp = nblk64(D), b0 = ks / 64;
   int nt2 = (nt + 1) / 2, tb = (nk + 63) / 64, nk2 = (nk + 1) / 2;
@@ -571,18 +494,15 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
       _mm_prefetch((const char *)(g->dout + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
       _mm_prefetch((const char *)(g->out + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
     }
-  if (!P) {
-    for (int b = 0; b < tb; b++)  // S = (scale q) K^T
-      lt_bf16_panel_mm(A + b * 64, nk, qs, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
-                       att_min(64, nk - b * 64), 0);
-    att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);
-  }
+  for (int b = 0; b < tb; b++)  // S = (scale q) K^T
+    lt_bf16_panel_mm(A + b * 64, nk, qs, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
+                     att_min(64, nk - b * 64), 0);
+  att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);
   if (want_dv) {  // dV^T[:, keys] += dO^T P
-    if (!P) rowpair_panels(sl->pp, A, nk, nt, nk, NULL);
-    const uint32_t *pp = P ? P : sl->pp;
+    rowpair_panels(sl->pp, A, nk, nt, nk);
     for (int b = 0; b < tb; b++)
       lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2, T2,
-                       pp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
+                       sl->pp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
   }
   if (!want_dq && !want_dk) return;
   for (int b = 0; b < tb; b++)  // dP = dO V^T
@@ -595,7 +515,7 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
     difs[r] = (float)att_di(c, dor, orow);
   }
   // dS = scale * P * (dP - rowsum(dO * O)), straight into its two bf16 layouts
-  ds_pack(want_dk ? sl->dsp : NULL, want_dq ? sl->dsr : NULL, nk2, P ? NULL : A, P, B, nk, difs, c->scale, nt, nk);
+  ds_pack(want_dk ? sl->dsp : NULL, want_dq ? sl->dsr : NULL, nk2, A, B, nk, difs, c->scale, nt, nk);
   if (want_dk) {  // dK^T[:, keys] += q^T dS
     for (int b = 0; b < tb; b++)
       lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2, T2,
@@ -625,7 +545,7 @@ static void att_packed_finish(const att_ctx *c, float *dk, float *dv) {
 // q (T,H*D), k, v (L,KV*D), L = p0+T -> out (T,H*D), lse (H,T)
 void lt_attention_forward_ex(float *out, float *lse, const float *q, const float *k, const float *v,
                              const uint8_t *kmask, int T, int p0, int H, int KV, int D, int window, int bf16,
-                             float *scratch, uint32_t *psave) {
+                             float *scratch) {
   if (T <= 0 || H <= 0) return;
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
@@ -633,7 +553,6 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
   if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 0);
   int bq = att_bq(T), nb = (T + bq - 1) / bq, ntasks = H * nb;
   int nth = omp_get_max_threads();
-  if (!c.pk || !psave_used(&c, nth)) psave = NULL;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntasks > 1 && nth > 1)
   for (int task = 0; task < ntasks; task++) {
     int h = task / nb, t0 = (task % nb) * bq, nt = att_min(bq, T - t0), kh = h / c.G;
@@ -691,8 +610,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     float *o = out + (int64_t)t0 * c.HD + h * D;
     if (c.pk) {
       int64_t nk2 = half_up(nk), L2 = half_up(c.L), ndp = nblk64(D);
-      if (psave) p_pack(sl.dsr, nk2, psave + psave_off(&c, h, t0), S, nk, rsc, nt, nk);
-      else rows_bf16(sl.dsr, nk2, S, nk, nt, nk, rsc);
+      rows_bf16(sl.dsr, nk2, S, nk, nt, nk, rsc);
       for (int dp = 0; dp < ndp; dp++)
         lt_bf16_panel_mm(o + dp * 64, c.HD, sl.dsr, nk2, c.vnn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64,
                          nt, (int)nk2, att_min(64, D - dp * 64), 0);
@@ -704,13 +622,13 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
 
 void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
                           int T, int p0, int H, int KV, int D, int window, float *scratch) {
-  lt_attention_forward_ex(out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch, NULL);
+  lt_attention_forward_ex(out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch);
 }
 
 // dout (T,H*D) -> dq (T,H*D) +=, dk, dv (L,KV*D) +=
 void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                               const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0,
-                              int H, int KV, int D, int window, int bf16, float *scratch, const uint32_t *psave) {
+                              int H, int KV, int D, int window, int bf16, float *scratch) {
   if (T <= 0 || H <= 0 || (!dq && !dk && !dv)) return;
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
@@ -719,8 +637,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
-    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, psave ? 2 : 1);
-    if (!c.pk) psave = NULL;
+    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 1);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
       att_slot sl = slot_of(&c, scratch, omp_get_thread_num());
@@ -730,8 +647,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
           int nt = att_min(bq, T - t0), ks = key_lo(&c, t0), nk = p0 + t0 + nt - ks;
           if (c.pk) {
             ks = ks / 64 * 64;  // whole key panels; the keys left of the window get probability 0
-            const uint32_t *P = psave ? psave + psave_off(&c, h, t0) : NULL;
-            att_bwd_tile_packed(&c, &g, &sl, P, h, t0, nt, ks, p0 + t0 + nt - ks, dq != NULL, dk != NULL, dv != NULL);
+            att_bwd_tile_packed(&c, &g, &sl, h, t0, nt, ks, p0 + t0 + nt - ks, dq != NULL, dk != NULL, dv != NULL);
           } else {
             att_bwd_tile(&c, &g, &sl, h, t0, nt, ks, nk, dq != NULL, dk != NULL, dv != NULL);
           }
@@ -773,5 +689,5 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
 void lt_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                            const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0, int H,
                            int KV, int D, int window, float *scratch) {
-  lt_attention_backward_ex(dq, dk, dv, dout, out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch, NULL);
+  lt_attention_backward_ex(dq, dk, dv, dout, out, lse, q, k, v, kmask, T, p0, H, KV, D, window, 0, scratch);
 }

@@ -71,17 +71,12 @@ void lt_swiglu_backward_b(float *dg, float *du, const float *dh, const uint16_t 
 int64_t lt_attention_scratch(int T, int L);
 // The same for the _ex functions (bf16 = 1: products in bf16 when the CPU has AVX512-BF16, f32 otherwise).
 int64_t lt_attention_scratch_ex(int T, int L, int H, int KV, int D, int bf16);
-// psave (optional, 64-byte aligned, lt_attention_psave_words(...) words): the forward keeps its bf16 probabilities there and the
-// backward given the same buffer multiplies with them instead of recomputing the scores (one product and the exps
-// less per tile). 0 words (the buffer is ignored) unless the bf16 backward runs on packed panels: AVX512-BF16, even
-// D and at least as many kv heads as threads. Size it under the same OpenMP thread setting as the calls.
-int64_t lt_attention_psave_words(int T, int p0, int H, int KV, int D, int window, int bf16);
 void lt_attention_forward_ex(float *out, float *lse, const float *q, const float *k, const float *v,
                              const uint8_t *kmask, int T, int p0, int H, int KV, int D, int window, int bf16,
-                             float *scratch, uint32_t *psave);
+                             float *scratch);
 void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                               const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0,
-                              int H, int KV, int D, int window, int bf16, float *scratch, const uint32_t *psave);
+                              int H, int KV, int D, int window, int bf16, float *scratch);
 void lt_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const uint8_t *kmask,
                           int T, int p0, int H, int KV, int D, int window, float *scratch);
 // dout (T, H*D) -> dq (T, H*D) +=, dk (L, KV*D) +=, dv (L, KV*D) += ; recomputes probabilities from lse.

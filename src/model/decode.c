@@ -20,8 +20,6 @@ static void carve_cache(const lt_model *m, lt_kvcache *kc, lt_carver *cv) {
   kc->v = lt_carve(cv, FL((int64_t)c->layers * kc->max_len * KVD));
   lt_layer_acts *a = &kc->acts;
   a->att_bf16 = 0;  // decoding attention stays f32 (its scratch is sized for that)
-  a->psave = NULL;
-  a->psave_words = 0;
   a->g16 = a->u16 = NULL;
   kc->x = a->x_in = lt_carve(cv, FL(R * C));
   a->x_mid = lt_carve(cv, FL(R * C));

@@ -101,10 +101,6 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
     a->kv_stride = T;
     a->att = lt_carve(cv, FL(N * HD));
     a->lse = lt_carve(cv, FL(N * c->heads));
-    int64_t pw = m->compute == LT_COMPUTE_BF16
-                     ? lt_attention_psave_words(T, 0, c->heads, c->kv_heads, (int)D, c->sliding_window, 1) : 0;
-    a->psave = pw > 0 ? lt_carve(cv, (size_t)(pw * B) * 4) : NULL;  // pw words per batch row
-    a->psave_words = pw;
     if (m->compute == LT_COMPUTE_BF16) {  // bf16 copies; the products' f32 outputs go to ws->dg, ws->du (below)
       a->g16 = lt_carve(cv, (size_t)(N * F) * 2);
       a->u16 = lt_carve(cv, (size_t)(N * F) * 2);
@@ -304,8 +300,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     int64_t kv0 = (int64_t)b * a->kv_stride * KVD;
     lt_attention_forward_ex(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
                             a->k + kv0, a->v + kv0, kmask ? kmask + (int64_t)b * (p0 + T) : NULL, T, p0, H, KV, D,
-                            c->sliding_window, a->att_bf16, att_scratch,
-                            train && a->psave ? a->psave + b * a->psave_words : NULL);
+                            c->sliding_window, a->att_bf16, att_scratch);
   }
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
@@ -359,8 +354,7 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     int64_t o = (int64_t)b * T * HD, kv = (int64_t)b * T * KVD;
     lt_attention_backward_ex(ws->dq + o, ws->dk + kv, ws->dv + kv, ws->datt + o, a->att + o,
                              a->lse + (int64_t)b * H * T, a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T,
-                             0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch,
-                             a->psave ? a->psave + b * a->psave_words : NULL);
+                             0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch);
   }
   lt_rope_backward(ws->dq, ws->pos, m->inv_freq, N, H, D);
   lt_rope_backward(ws->dk, ws->pos, m->inv_freq, N, KV, D);

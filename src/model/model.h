@@ -95,8 +95,6 @@ typedef struct lt_layer_acts {
   int att_bf16;       // attention products in bf16 (training under bf16 compute)
   float *att;    // (N,H*D) attention output (input of o_proj)
   float *lse;    // (B,H,T)
-  uint32_t *psave;  // bf16 probabilities the training forward keeps for backward (NULL: recomputed), B x
-  int64_t psave_words;  // this many words per batch row
   float *g, *u;  // (N,F); under bf16 training, the shared f32 outputs of the products (ws->dg, ws->du)
   uint16_t *g16, *u16;  // (N,F) gate and up kept in bf16 for backward (bf16 training), else NULL
   float *xa[7];  // LoRA intermediates (N,r)
