@@ -25,6 +25,7 @@
 
 #include "core/core.h"
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
 #include "kernels/vexp.h"
 
 #define LT_ATT_BQ 64  // query rows per tile
@@ -327,13 +328,27 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *s
 
 // ---- backward on pre-packed bf16 panels ----
 // pairs along rows: dst (D, T2) with dst[d][i] = (src[2i][d], src[2i+1][d]) for one head's rows of src (T, D) bf16
-static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
+// (the odd T's last partner 0). Blocks of 16 row pairs x 16 dims: pairs built along d, then transposed.
+TARGET_BF16_ATT static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
   int T2 = (int)half_up(T);
-  for (int d = 0; d < D; d++)
-    for (int i = 0; i < T2; i++) {
-      uint32_t lo = src[(int64_t)(2 * i) * D + d], hi = 2 * i + 1 < T ? src[(int64_t)(2 * i + 1) * D + d] : 0;
-      dst[(int64_t)d * T2 + i] = lo | hi << 16;
+  for (int i0 = 0; i0 < T2; i0 += 16) {
+    int in = att_min(16, T2 - i0);
+    __mmask16 im = in == 16 ? (__mmask16)0xffff : (__mmask16)((1u << in) - 1);
+    for (int d0 = 0; d0 < D; d0 += 16) {
+      int dn = att_min(16, D - d0);
+      __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
+      __m512i r[16];
+      for (int ii = 0; ii < 16; ii++) {
+        int t = 2 * (i0 + ii);
+        __m512i lo = _mm512_setzero_si512(), hi = lo;
+        if (t < T) lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(dm, src + (int64_t)t * D + d0));
+        if (t + 1 < T) hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(dm, src + (int64_t)(t + 1) * D + d0));
+        r[ii] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+      }
+      lt_transpose16x16(r);
+      for (int dd = 0; dd < dn; dd++) _mm512_mask_storeu_epi32(dst + (int64_t)(d0 + dd) * T2 + i0, im, r[dd]);
     }
+  }
 }
 
 // dst (T, D) = bf16(scale * src (T rows of D, row stride lds)), rounded as lt_f32_to_bf16 (nearest even)
@@ -529,17 +544,33 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
   }
 }
 
+// g (L, KV*D) += the transposed accumulator aT (KV, D, L) for keys [j0, j0+16) of kv head kh (16 x 16 blocks)
+TARGET_BF16_ATT static void add_transposed16(float *g, const float *aT, const att_ctx *c, int kh, int j0) {
+  int L = c->L, D = c->D, jn = att_min(16, L - j0);
+  __mmask16 jm = jn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << jn) - 1);
+  for (int d0 = 0; d0 < D; d0 += 16) {
+    int dn = att_min(16, D - d0);
+    __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
+    __m512i r[16];
+    for (int dd = 0; dd < 16; dd++)
+      r[dd] = dd < dn ? _mm512_maskz_loadu_epi32(jm, aT + ((int64_t)kh * D + d0 + dd) * L + j0) : _mm512_setzero_si512();
+    lt_transpose16x16(r);
+    for (int jj = 0; jj < jn; jj++) {
+      float *row = g + (int64_t)(j0 + jj) * c->KVD + kh * D + d0;
+      _mm512_mask_storeu_ps(row, dm, _mm512_add_ps(_mm512_maskz_loadu_ps(dm, row), _mm512_castsi512_ps(r[jj])));
+    }
+  }
+}
+
 // dk, dv (L, KV*D) += the transposed accumulators
 static void att_packed_finish(const att_ctx *c, float *dk, float *dv) {
-  int L = c->L, D = c->D;
+  int nj = (c->L + 15) / 16;
 #pragma omp parallel for schedule(static)
-  for (int j = 0; j < L; j++)
-    for (int kh = 0; kh < c->KV; kh++)
-      for (int d = 0; d < D; d++) {
-        int64_t src = ((int64_t)kh * D + d) * L + j, dst = (int64_t)j * c->KVD + kh * D + d;
-        if (dk) dk[dst] += c->dkT[src];
-        if (dv) dv[dst] += c->dvT[src];
-      }
+  for (int b = 0; b < nj; b++)
+    for (int kh = 0; kh < c->KV; kh++) {
+      if (dk) add_transposed16(dk, c->dkT, c, kh, 16 * b);
+      if (dv) add_transposed16(dv, c->dvT, c, kh, 16 * b);
+    }
 }
 
 // q (T,H*D), k, v (L,KV*D), L = p0+T -> out (T,H*D), lse (H,T)

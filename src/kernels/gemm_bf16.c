@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "kernels/simd.h"
 
 #define NR 64
 #define MR 6
@@ -76,31 +77,6 @@ void lt_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n) {
   for (int64_t k = 0; k < n; k++) dst[k] = lt_f32_to_bf16(src[k]);
 }
 
-// 16 x 16 transpose of 32-bit elements: r[i] (row i) -> r[c] (column c)
-TARGET_BF16 static inline __attribute__((always_inline)) void transpose16x16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  // r[4i + e], 128-bit lane L: rows 4i..4i+3 of column 4L + e
-  for (int i = 0; i < 4; i++) {
-    r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
-    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
-    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int e = 0; e < 4; e++) {
-    __m512i s0 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x88), s1 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xdd);
-    __m512i s2 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x88), s3 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xdd);
-    t[e] = _mm512_shuffle_i32x4(s0, s2, 0x88);       // column e
-    t[8 + e] = _mm512_shuffle_i32x4(s0, s2, 0xdd);   // column 8 + e
-    t[4 + e] = _mm512_shuffle_i32x4(s1, s3, 0x88);   // column 4 + e
-    t[12 + e] = _mm512_shuffle_i32x4(s1, s3, 0xdd);  // column 12 + e
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 // NT: panel of columns j0.. of y = rows j0.. of w (N,K), reduction block k0..k0+kc:
 // p[q*NR + j] = (w[j][k0+2q], w[j][k0+2q+1]). Blocks of 16 rows x 16 pairs are transposed in registers (one
 // 64-byte load per row, one 64-byte store per pair); the rest pair by pair.
@@ -115,7 +91,7 @@ TARGET_BF16 static void pack_nt(uint32_t *p, const uint16_t *w, int K, int k0, i
       if (q0 + PF_PAIRS < full)  // 16 row streams: fetch ahead of them (the hardware prefetchers follow fewer)
         for (int i = 0; i < 16; i++) _mm_prefetch((const char *)(rows[jg + i] + 2 * (q0 + PF_PAIRS)), _MM_HINT_T0);
       for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512((const void *)(rows[jg + i] + 2 * q0));
-      transpose16x16(r);
+      lt_transpose16x16(r);
       for (int c = 0; c < 16; c++) _mm512_store_si512((void *)(p + (int64_t)(q0 + c) * NR + jg), r[c]);
     }
   for (int q = 0; q < full; q++) {
@@ -162,7 +138,7 @@ TARGET_BF16 static void pack_nt_pk(uint32_t *p, const uint32_t *src, int N, int 
         r[2 * i] = _mm512_permutex2var_epi16(a, ev, b);
         r[2 * i + 1] = _mm512_permutex2var_epi16(a, od, b);
       }
-      transpose16x16(r);
+      lt_transpose16x16(r);
       for (int c = 0; c < 16; c++) _mm512_store_si512((void *)(p + (int64_t)(q0 + c) * NR + jg), r[c]);
     }
   for (int q = 0; q < kh; q++) {
