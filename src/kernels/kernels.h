@@ -56,10 +56,13 @@ void lt_swiglu_backward_ex(float *dg, float *du, const float *dh, const float *g
                            int accumulate);
 // Gate and up kept in bf16 (training under bf16 compute): g16, u16 (n) = bf16(g), bf16(u) (nearest even) and h (n)
 // from the rounded values; h recomputed from them; dg, du (n) = (not +=) the gradients at them. Each gives the bits
-// the f32 function gives on the widened values.
-void lt_swiglu_forward_keep(float *h, uint16_t *g16, uint16_t *u16, const float *g, const float *u, int n);
+// the f32 function gives on the widened values. hb, dgb (optional): h, dg also in bf16, rounded as the bf16 GEMM
+// rounds its input (lt_gemm_bf16_act rows when the row length is a multiple of 32), for the next product.
+void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
+                            int n);
 void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n);
-void lt_swiglu_backward_b(float *dg, float *du, const float *dh, const uint16_t *g16, const uint16_t *u16, int n);
+void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
+                          const uint16_t *u16, int n);
 
 // ---- causal self-attention for one sequence, grouped-query ----
 // q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.

@@ -37,17 +37,35 @@ LT_TARGET_AVX512 static void swiglu_fwd16(float *h, const float *g, const float 
   }
 }
 
-// g16, u16 = bf16(g), bf16(u); h from the rounded values
+// g16, u16 = bf16(g), bf16(u) at [i, i+16) (mask k); returns h there, from the rounded values
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 __m512 keep_one(uint16_t *g16, uint16_t *u16,
+                                                                             const float *g, const float *u, int i,
+                                                                             __mmask16 k) {
+  __m256i gb = round_b16(_mm512_maskz_loadu_ps(k, g + i)), ub = round_b16(_mm512_maskz_loadu_ps(k, u + i));
+  _mm256_mask_storeu_epi16(g16 + i, k, gb);
+  _mm256_mask_storeu_epi16(u16 + i, k, ub);
+  __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(gb), 16));
+  __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(ub), 16));
+  return silu_mul16(x, v);
+}
+
 LT_TARGET_AVX512 static void swiglu_keep16(float *h, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
                                            int i0, int i1) {
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
-    __m256i gb = round_b16(_mm512_maskz_loadu_ps(k, g + i)), ub = round_b16(_mm512_maskz_loadu_ps(k, u + i));
-    _mm256_mask_storeu_epi16(g16 + i, k, gb);
-    _mm256_mask_storeu_epi16(u16 + i, k, ub);
-    __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(gb), 16));
-    __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(ub), 16));
-    _mm512_mask_storeu_ps(h + i, k, silu_mul16(x, v));
+    _mm512_mask_storeu_ps(h + i, k, keep_one(g16, u16, g, u, i, k));
+  }
+}
+
+#define TARGET_BF16_SW __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// the same, and hb = h rounded by the instruction the GEMM's input conversion uses (AVX512-BF16)
+TARGET_BF16_SW static void swiglu_keep16_hb(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16, const float *g,
+                                           const float *u, int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    __m512 y = keep_one(g16, u16, g, u, i, k);
+    _mm512_mask_storeu_ps(h + i, k, y);
+    _mm256_mask_storeu_epi16(hb + i, k, (__m256i)_mm512_cvtneps_pbh(y));
   }
 }
 
@@ -87,6 +105,16 @@ LT_TARGET_AVX512 static void swiglu_bwd16_b(float *dg, float *du, const float *d
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
     swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i), _mm512_maskz_loadu_ps(k, dh + i));
+  }
+}
+
+// the same, and dgb = dg rounded by the instruction the GEMM's input conversion uses (AVX512-BF16)
+TARGET_BF16_SW static void swiglu_bwd16_b_dgb(float *dg, uint16_t *dgb, float *du, const float *dh,
+                                             const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i), _mm512_maskz_loadu_ps(k, dh + i));
+    _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, dg + i)));
   }
 }
 
@@ -131,20 +159,28 @@ void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, c
 // ---- bf16-kept activations (training under bf16 compute keeps gate and up in bf16, as autocast's products give
 // them): the f32 functions above applied to the rounded values, the same bits ----
 
-void lt_swiglu_forward_keep(float *h, uint16_t *g16, uint16_t *u16, const float *g, const float *u, int n) {
+void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
+                            int n) {
+  if (hb && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_keep16_hb(h, hb, g16, u16, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
   if (lt_cpu_has_avx512()) {
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_keep16(h, g16, u16, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
-    return;
-  }
+  } else {
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
-  for (int i = 0; i < n; i++) {
-    g16[i] = lt_f32_to_bf16(g[i]);
-    u16[i] = lt_f32_to_bf16(u[i]);
-    float x = lt_bf16_to_f32(g16[i]);
-    h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
+    for (int i = 0; i < n; i++) {
+      g16[i] = lt_f32_to_bf16(g[i]);
+      u16[i] = lt_f32_to_bf16(u[i]);
+      float x = lt_bf16_to_f32(g16[i]);
+      h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
+    }
   }
+  if (hb) lt_f32_to_bf16_n(hb, h, n);  // without AVX512-BF16 (no GEMM reads it then)
 }
 
 void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n) {
@@ -160,18 +196,26 @@ void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int
   }
 }
 
-void lt_swiglu_backward_b(float *dg, float *du, const float *dh, const uint16_t *g16, const uint16_t *u16, int n) {
+void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
+                          const uint16_t *u16, int n) {
+  if (dgb && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_bwd16_b_dgb(dg, dgb, du, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
   if (lt_cpu_has_avx512()) {
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_bwd16_b(dg, du, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
-    return;
-  }
+  } else {
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
-  for (int i = 0; i < n; i++) {
-    float x = lt_bf16_to_f32(g16[i]);
-    float sig = 1.0f / (1.0f + expf(-x));
-    dg[i] = 0.0f + dh[i] * lt_bf16_to_f32(u16[i]) * (sig * (1.0f + x * (1.0f - sig)));
-    du[i] = 0.0f + dh[i] * (x / (1.0f + expf(-x)));
+    for (int i = 0; i < n; i++) {
+      float x = lt_bf16_to_f32(g16[i]);
+      float sig = 1.0f / (1.0f + expf(-x));
+      dg[i] = 0.0f + dh[i] * lt_bf16_to_f32(u16[i]) * (sig * (1.0f + x * (1.0f - sig)));
+      du[i] = 0.0f + dh[i] * (x / (1.0f + expf(-x)));
+    }
   }
+  if (dgb) lt_f32_to_bf16_n(dgb, dg, n);  // without AVX512-BF16 (no GEMM reads it then)
 }

@@ -210,8 +210,10 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // n projections of the same input x (q, k, v; gate, up; or one): one bf16 GEMM call for the base products when all
 // of them run in bf16 (x converted once, one parallel loop), then each one's bias and LoRA terms (in the GEMM's
 // epilogue when epi_ok).
+// x_ready: x's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used when the products run there.
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
-                           float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train) {
+                           float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train,
+                           int x_ready) {
   int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;  // 3: the workspace's s B^T slots
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
@@ -238,15 +240,16 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
     }
     if (e[i].bias || e[i].xa) o[i].epi = &e[i];
   }
-  lt_gemm_bf16_ex(o, n, x, N, p[0]->in, 0, 0, gs);
+  lt_gemm_bf16_ex(o, n, x_ready ? NULL : x, N, p[0]->in, 0, 0, gs);
   if (!epi)
     for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
 }
 
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
+// dy_ready: dy's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used by the fused product.
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
-                          const float *xa, int N, float *drop, float *dxa) {
+                          const float *xa, int N, float *drop, float *dxa, int dy_ready) {
   if (p->w->g || (p->b && p->b->g))
     lt_linear_backward(NULL, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
   const lt_lora *a = p->lora;
@@ -256,7 +259,7 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
     lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
-    lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
+    lt_gemm_bf16_ex(&o, 1, dy_ready ? NULL : dy, N, p->out, acc, 1, &m->ws.gemm);
     lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
   }
@@ -288,7 +291,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     const lt_linear *p[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
     float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
     float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
-    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train);
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0);
   }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
@@ -305,7 +308,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
     float *y[1] = {a->x_mid}, *xa[1] = {a->xa[LT_O]};
-    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train);
+    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0);
   }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
@@ -314,14 +317,16 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     const lt_linear *p[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
     float *y[2] = {a->g, a->u};
     float *xa[2] = {a->xa[LT_GATE], a->xa[LT_UP]};
-    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train);
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0);
   }
-  if (a->g16) lt_swiglu_forward_keep(h, a->g16, a->u16, a->g, a->u, N * c->ffn);
+  // under bf16 training SwiGLU also writes h's bf16 copy straight into the down product's input rows
+  uint16_t *hb = a->g16 && c->ffn % 32 == 0 ? lt_gemm_bf16_act(gs, N, c->ffn) : NULL;
+  if (a->g16) lt_swiglu_forward_keep(h, hb, a->g16, a->u16, a->g, a->u, N * c->ffn);
   else lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
   {
     const lt_linear *p[1] = {&L->proj[LT_DOWN]};
     float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
-    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train);
+    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL);
   }
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }
@@ -338,15 +343,18 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
   if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
   else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
-  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa);
-  if (a->g16) lt_swiglu_backward_b(ws->dg, ws->du, ws->dh, a->g16, a->u16, N * F);
+  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, 0);
+  // ... and the SwiGLU backward dg's copy into the gate product's input rows
+  uint16_t *dgb = a->g16 && F % 32 == 0 ? lt_gemm_bf16_act(&ws->gemm, N, F) : NULL;
+  if (a->g16) lt_swiglu_backward_b(ws->dg, dgb, ws->du, ws->dh, a->g16, a->u16, N * F);
   else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
-  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa,
+                dgb != NULL);
+  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, 0);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, 0);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -367,9 +375,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     dq = ws->datt;
     dk = ws->dh;
   }
-  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_K], ws->dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa);
-  proj_backward(m, l, &L->proj[LT_V], ws->dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa);
+  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_K], ws->dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_V], ws->dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0);
   lt_rmsnorm_backward(dx, L->ln1->g, ws->dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 

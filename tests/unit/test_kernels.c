@@ -425,7 +425,7 @@ static void test_swiglu(int n, int nsample) {
     float *kh = falloc(n), *gw = falloc(n), *uw = falloc(n), *hw = falloc(n), *kg = falloc(n), *ku = falloc(n);
     float *wg = falloc(n), *wu = falloc(n);
     if (n > 7) g[7] = NAN, u[3] = -NAN;  // NaN stays NaN (quiet) on the way to bf16
-    lt_swiglu_forward_keep(kh, g16, u16, g, u, n);
+    lt_swiglu_forward_keep(kh, NULL, g16, u16, g, u, n);
     int badr = 0;
     for (int i = 0; i < n; i++) {
       badr += g16[i] != lt_f32_to_bf16(g[i]) || u16[i] != lt_f32_to_bf16(u[i]);
@@ -438,10 +438,23 @@ static void test_swiglu(int n, int nsample) {
     lt_swiglu_forward_b(kh, g16, u16, n);
     CHECK_MSG(!memcmp(kh, hw, 4 * (size_t)n), "swiglu forward_b (pass %d): h differs", pass);
     fill_nan(kg, n), fill_nan(ku, n);
-    lt_swiglu_backward_b(kg, ku, R, g16, u16, n);
+    lt_swiglu_backward_b(kg, NULL, ku, R, g16, u16, n);
     lt_swiglu_backward_ex(wg, wu, R, gw, uw, n, 0);
     CHECK_MSG(!memcmp(kg, wg, 4 * (size_t)n) && !memcmp(ku, wu, 4 * (size_t)n),
               "swiglu backward_b (pass %d): dg/du differ from the widened values'", pass);
+    // the bf16 copies for the next product: the same h, dg, du, and hb, dgb rounded as the GEMM rounds its input
+    uint16_t *hb = malloc(2 * (size_t)n), *dgb = malloc(2 * (size_t)n), *want = malloc(2 * (size_t)n);
+    lt_swiglu_forward_keep(kh, hb, g16, u16, g, u, n);
+    CHECK_MSG(!memcmp(kh, hw, 4 * (size_t)n), "swiglu keep with hb (pass %d): h differs", pass);
+    lt_f32_to_bf16_n(want, hw, n);
+    CHECK_MSG(!memcmp(hb, want, 2 * (size_t)n), "swiglu keep (pass %d): hb is not h's GEMM rounding", pass);
+    fill_nan(kg, n), fill_nan(ku, n);
+    lt_swiglu_backward_b(kg, dgb, ku, R, g16, u16, n);
+    CHECK_MSG(!memcmp(kg, wg, 4 * (size_t)n) && !memcmp(ku, wu, 4 * (size_t)n),
+              "swiglu backward_b with dgb (pass %d): dg/du differ", pass);
+    lt_f32_to_bf16_n(want, wg, n);
+    CHECK_MSG(!memcmp(dgb, want, 2 * (size_t)n), "swiglu backward_b (pass %d): dgb is not dg's GEMM rounding", pass);
+    free(hb), free(dgb), free(want);
     if (n > 7) g[7] = 0.5f, u[3] = 0.5f;
     if (pass == 1 && !had) unsetenv("LMTUNE_NO_AVX512");
     free(g16), free(u16), free(kh), free(gw), free(uw), free(hw), free(kg), free(ku), free(wg), free(wu);
