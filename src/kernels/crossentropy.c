@@ -36,7 +36,8 @@ LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, do
 LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) {
   __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
   int i = 0;
-  for (; i + 16 <= V; i += 16) _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
+  for (; i + 16 <= V; i += 16)
+    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
   for (; i < V; i++) z[i] = expf(z[i] - m) * k;
 }
 

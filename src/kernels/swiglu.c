@@ -186,7 +186,8 @@ void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16
 void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n) {
   if (lt_cpu_has_avx512()) {
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
-    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK) swiglu_fwd16_b(h, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_fwd16_b(h, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
 #pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
