@@ -552,10 +552,9 @@ TARGET_BF16_ATT static void add_transposed16(float *g, const float *aT, const at
     int dn = att_min(16, D - d0);
     __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
     __m512i r[16];
-    for (int dd = 0; dd < 16; dd++) {
-      const float *src = aT + ((int64_t)kh * D + d0 + dd) * L + j0;
-      r[dd] = dd < dn ? _mm512_maskz_loadu_epi32(jm, src) : _mm512_setzero_si512();
-    }
+    for (int dd = 0; dd < 16; dd++)
+      r[dd] = _mm512_setzero_si512();
+    for (int dd = 0; dd < dn; dd++) r[dd] = _mm512_maskz_loadu_epi32(jm, aT + ((int64_t)kh * D + d0 + dd) * L + j0);
     lt_transpose16x16(r);
     for (int jj = 0; jj < jn; jj++) {
       float *row = g + (int64_t)(j0 + jj) * c->KVD + kh * D + d0;
