@@ -8,31 +8,8 @@
 
 #define LT_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
 
-static inline LT_TARGET_AVX512 __m512 lt_exp512(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.72283935546875f), lo = _mm512_set1_ps(-87.33654785156250f);
-  __m512 xc = _mm512_max_ps(_mm512_min_ps(x, hi), lo);
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-  __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  __m512 y = _mm512_scalef_ps(p, n);
-  y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y, _mm512_setzero_ps());
-  y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), y, _mm512_set1_ps(__builtin_inff()));
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
-}
-
-// The same for arguments known not to be positive (x - max in a softmax): no overflow side, and below -87.3 the
-// result is exp(-87.3) ~ 1e-38 instead of 0. Equal to lt_exp512 on [-87.3, 0]; NaN stays NaN.
-static inline LT_TARGET_AVX512 __m512 lt_exp512_nonpos(__m512 x) {
-  __m512 xc = _mm512_max_ps(_mm512_set1_ps(-87.33654785156250f), x);  // the second operand on NaN: x
+// exp of an argument already clamped to [-87.3, 88.7] (or NaN): range reduction, polynomial, scaling
+static inline LT_TARGET_AVX512 __m512 lt_exp512_core(__m512 xc) {
   __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
@@ -46,6 +23,20 @@ static inline LT_TARGET_AVX512 __m512 lt_exp512_nonpos(__m512 x) {
   __m512 r2 = _mm512_mul_ps(r, r);
   p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(p, n);
+}
+
+static inline LT_TARGET_AVX512 __m512 lt_exp512(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.72283935546875f), lo = _mm512_set1_ps(-87.33654785156250f);
+  __m512 y = lt_exp512_core(_mm512_max_ps(_mm512_min_ps(x, hi), lo));
+  y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y, _mm512_setzero_ps());
+  y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), y, _mm512_set1_ps(__builtin_inff()));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+// The same for arguments known not to be positive (x - max in a softmax): no overflow side, and below -87.3 the
+// result is exp(-87.3) ~ 1e-38 instead of 0. Equal to lt_exp512 on [-87.3, 0]; NaN stays NaN.
+static inline LT_TARGET_AVX512 __m512 lt_exp512_nonpos(__m512 x) {
+  return lt_exp512_core(_mm512_max_ps(_mm512_set1_ps(-87.33654785156250f), x));  // the second operand on NaN: x
 }
 
 // 1 when the AVX-512 paths are in use (the CPU has AVX-512 F/DQ/BW/VL and LMTUNE_NO_AVX512 is not set).
