@@ -76,17 +76,19 @@ LT_TARGET_AVX512 static void swiglu_fwd16_b(float *h, const uint16_t *g16, const
   }
 }
 
-// one block of 16: x = g, v = u (only read when dg is wanted), d = dh
-static inline LT_TARGET_AVX512 void swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
-                                                   __m512 v, __m512 d) {
+// one block of 16: x = g, v = u (only read when dg is wanted), d = dh; returns the dg values stored (0 without dg)
+static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
+                                                     __m512 v, __m512 d) {
   const __m512 one = _mm512_set1_ps(1.0f);
-  __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+  __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))), gv = _mm512_setzero_ps();
   if (dg) {
     __m512 sig = _mm512_div_ps(one, den);
     __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
-    _mm512_mask_storeu_ps(dg, k, _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg)));
+    gv = _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg));
+    _mm512_mask_storeu_ps(dg, k, gv);
   }
   if (du) _mm512_mask_storeu_ps(du, k, _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du)));
+  return gv;
 }
 
 LT_TARGET_AVX512 static void swiglu_bwd16(float *dg, float *du, const float *dh, const float *g, const float *u,
@@ -113,8 +115,9 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb(float *dg, uint16_t *dgb, float *d
                                              const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
-    swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i), _mm512_maskz_loadu_ps(k, dh + i));
-    _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, dg + i)));
+    __m512 gv = swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i),
+                               _mm512_maskz_loadu_ps(k, dh + i));
+    _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
   }
 }
 
