@@ -375,10 +375,12 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     dq = ws->datt;
     dk = ws->dh;
   }
-  proj_backward(m, l, &L->proj[LT_Q], ws->dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0);
-  proj_backward(m, l, &L->proj[LT_K], ws->dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0);
-  proj_backward(m, l, &L->proj[LT_V], ws->dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0);
-  lt_rmsnorm_backward(dx, L->ln1->g, ws->dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
+  // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
+  float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0);
+  if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 
 static int check_batch(const lt_model *m, const int32_t *ids, const int32_t *mask, const int32_t *labels, int B, int T,
