@@ -216,7 +216,7 @@ static att_slot slot_of(const att_ctx *c, float *scratch, int tid) {
 
 // bf16 copies: dst (n_heads, rows, D) from src (rows, n_heads * D); AVX512-BF16 only
 static void to_heads_bf16(uint16_t *dst, const float *src, int rows, int nh, int D) {
-#pragma omp parallel for schedule(static) if ((int64_t)rows * nh * D > (1 << 15))
+#pragma omp parallel for schedule(dynamic, 16) if ((int64_t)rows * nh * D > (1 << 15))
   for (int t = 0; t < rows; t++)
     for (int h = 0; h < nh; h++)
       lt_f32_to_bf16_st(dst + ((int64_t)h * rows + t) * D, src + ((int64_t)t * nh + h) * D, D);

@@ -139,7 +139,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
     for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
       int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
       double rowloss[LT_CE_SUB];
-#pragma omp parallel for schedule(static) if ((int64_t)nr * V > LT_CE_PAR)
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)nr * V > LT_CE_PAR)
       for (int r = r0; r < r0 + nr; r++) {
         float *z = scratch + (int64_t)r * V;
         int32_t t = tc[r];

@@ -13,7 +13,7 @@ void lt_zero(float *x, int64_t n) {
 
 // y (n) += x (n)
 void lt_add_inplace(float *y, const float *x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > LT_EW_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_EW_PAR)
   for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -25,7 +25,7 @@ void lt_scale_add(float *y, const float *x, float a, int64_t n) {
 
 // y (N,C) += b (C)
 void lt_add_bias(float *y, const float *b, int N, int C) {
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > LT_EW_PAR)
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)N * C > LT_EW_PAR)
   for (int n = 0; n < N; n++) {
     float *r = y + (int64_t)n * C;
     for (int c = 0; c < C; c++) r[c] += b[c];

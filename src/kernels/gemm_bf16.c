@@ -52,7 +52,7 @@ TARGET_BF16 static inline void convert_row(uint16_t *ar, const float *xr, int K)
 // x (M,K) f32 -> a (M, kh) bf16 pairs (round to nearest even, as torch)
 TARGET_BF16 static void convert_rows_bf16(uint32_t *a, const float *x, int M, int K) {
   int kh = (K + 1) / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 8)
   for (int i = 0; i < M; i++) convert_row((uint16_t *)(a + (int64_t)i * kh), x + (int64_t)i * K, K);
 }
 

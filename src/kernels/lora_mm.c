@@ -37,7 +37,7 @@ LORA_STEP xa_step(__m512 s0[8], __m512 s1[8], __m512 a0, __m512 a1, const float 
 LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A, int N, int in, int r) {
   int np = (N + 1) / 2, kv = in / 16 * 16;
   __mmask16 km = tail16(in - kv);
-#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 16) if ((int64_t)N * in * r > (1 << 18))
   for (int ip = 0; ip < np; ip++) {
     int i0 = 2 * ip, two = i0 + 1 < N;
     const float *x0 = x + (int64_t)i0 * in, *x1 = two ? x0 + in : x0;
@@ -91,7 +91,7 @@ LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B
   const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                           _mm512_set1_epi32(r));
   const __m512 sv = _mm512_set1_ps(s);
-#pragma omp parallel for schedule(static) if ((int64_t)N * out * r > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)N * out * r > (1 << 18))
   for (int b = 0; b < nb; b++) {
     int n0 = b * UP_ROWS, n1 = LT_MIN(N, n0 + UP_ROWS);
     for (int j0 = 0; j0 < out; j0 += 16) {
@@ -109,7 +109,7 @@ LT_TARGET_AVX512 static void up_avx512(float *y, const float *xa, const float *B
 // Vectors along r (one stored row of B per step), 8 rows of dy at a time.
 LT_TARGET_AVX512 static void dxa_avx512(float *dxa, const float *dy, const float *B, float s, int N, int out, int r) {
   int nb = (N + 7) / 8;
-#pragma omp parallel for schedule(static) if ((int64_t)N * out * r > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * out * r > (1 << 18))
   for (int b = 0; b < nb; b++) {
     int n0 = 8 * b, nn = LT_MIN(8, N - n0);
     const float *d[8];
@@ -215,7 +215,7 @@ LORA_STEP dx_tile(float *dx, const float *dxa, const float *A, int n0, int n1, i
 LT_TARGET_AVX512 static void dx_avx512(float *dx, const float *dxa, const float *A, int N, int in, int r,
                                        int accumulate) {
   int nb = (N + UP_ROWS - 1) / UP_ROWS;
-#pragma omp parallel for schedule(static) if ((int64_t)N * in * r > (1 << 18))
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)N * in * r > (1 << 18))
   for (int b = 0; b < nb; b++) {
     int n0 = b * UP_ROWS, n1 = LT_MIN(N, n0 + UP_ROWS);
     for (int k0 = 0; k0 < in; k0 += 16) {

@@ -42,7 +42,7 @@ static double rowsum(const float *x, const float *p, const float *w, int C, int 
 // x (N,C), w (C) -> y (N,C), rstd (N)
 void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps) {
   int avx = lt_cpu_has_avx512();
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > LT_RMS_PAR)
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)N * C > LT_RMS_PAR)
   for (int n = 0; n < N; n++) {
     const float *xr = x + (int64_t)n * C;
     float *yr = y + (int64_t)n * C;
@@ -58,7 +58,7 @@ void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
                          int C) {
   if (dx) {
     int avx = lt_cpu_has_avx512();
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > LT_RMS_PAR)
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)N * C > LT_RMS_PAR)
     for (int n = 0; n < N; n++) {
       const float *xr = x + (int64_t)n * C, *dyr = dy + (int64_t)n * C;
       float *dxr = dx + (int64_t)n * C;
@@ -70,7 +70,7 @@ void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
   }
   if (dw) {
     // Threads split the columns; each column sums rows in order (deterministic).
-#pragma omp parallel for schedule(static) if ((int64_t)N * C > LT_RMS_PAR)
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)N * C > LT_RMS_PAR)
     for (int c0 = 0; c0 < C; c0 += 128) {
       int c1 = c0 + 128 < C ? c0 + 128 : C;
       for (int n = 0; n < N; n++) {

@@ -8,7 +8,7 @@
 // dir = +1: forward rotation; dir = -1: its transpose (backward).
 static void rope_apply(float *x, const int32_t *pos, const float *inv_freq, int N, int nh, int D, int dir) {
   int half = D / 2;
-#pragma omp parallel for schedule(static) if ((int64_t)N * nh * D > (1 << 15))
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)N * nh * D > (1 << 15))
   for (int n = 0; n < N; n++) {
     float cs[LT_ROPE_BLK], sn[LT_ROPE_BLK];
     float p = (float)pos[n];

@@ -126,11 +126,11 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb(float *dg, uint16_t *dgb, float *d
 // g (n), u (n) -> h (n)
 void lt_swiglu_forward(float *h, const float *g, const float *u, int n) {
   if (lt_cpu_has_avx512()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK) swiglu_fwd16(h, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
   for (int i = 0; i < n; i++) {
     float x = g[i];
     h[i] = (x / (1.0f + expf(-x))) * u[i];
@@ -141,12 +141,12 @@ void lt_swiglu_forward(float *h, const float *g, const float *u, int n) {
 void lt_swiglu_backward_ex(float *dg, float *du, const float *dh, const float *g, const float *u, int n,
                            int accumulate) {
   if (lt_cpu_has_avx512()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_bwd16(dg, du, dh, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n, accumulate);
     return;
   }
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
   for (int i = 0; i < n; i++) {
     float x = g[i];
     float sig = 1.0f / (1.0f + expf(-x));
@@ -165,17 +165,17 @@ void lt_swiglu_backward(float *dg, float *du, const float *dh, const float *g, c
 void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
                             int n) {
   if (hb && lt_cpu_has_avx512bf16()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_keep16_hb(h, hb, g16, u16, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
   if (lt_cpu_has_avx512()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_keep16(h, g16, u16, g, u, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
   } else {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
     for (int i = 0; i < n; i++) {
       g16[i] = lt_f32_to_bf16(g[i]);
       u16[i] = lt_f32_to_bf16(u[i]);
@@ -188,12 +188,12 @@ void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16
 
 void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n) {
   if (lt_cpu_has_avx512()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_fwd16_b(h, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
   for (int i = 0; i < n; i++) {
     float x = lt_bf16_to_f32(g16[i]);
     h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
@@ -203,17 +203,17 @@ void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
                           const uint16_t *u16, int n) {
   if (dgb && lt_cpu_has_avx512bf16()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_bwd16_b_dgb(dg, dgb, du, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
   if (lt_cpu_has_avx512()) {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
       swiglu_bwd16_b(dg, du, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
   } else {
-#pragma omp parallel for schedule(static) if (n > LT_SWIGLU_PAR)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
     for (int i = 0; i < n; i++) {
       float x = lt_bf16_to_f32(g16[i]);
       float sig = 1.0f / (1.0f + expf(-x));
