@@ -16,7 +16,7 @@ void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, in
   float step = (float)(-(double)lr / bc1);
   float bc2s = (float)sqrt(bc2);
   int wd = weight_decay != 0.0f;
-#pragma omp parallel for schedule(dynamic, 8192) if (n > (1 << 15))
+#pragma omp parallel for schedule(static) if (n > (1 << 15))
   for (int64_t i = 0; i < n; i++) {
     float wi = w[i], gi = g[i];
     if (wd) wi = wi * decay;
