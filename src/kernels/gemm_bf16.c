@@ -197,6 +197,10 @@ static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr,
     for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
   }
   for (int q = 0; q < kh; q++) {
+    if ((q & 15) == 0 && q + 64 < kh) {
+#pragma GCC unroll 6
+      for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(a + i * lda + q + 64), _MM_HINT_T0);
+    }
     const uint32_t *bq = b + (int64_t)q * NR;
     __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)bq);
     __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(bq + 16));
