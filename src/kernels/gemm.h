@@ -74,6 +74,10 @@ void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t
 uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K);
 void lt_gemm_bf16_pk_act(float *y, const uint16_t *w, const uint32_t *pk, int M, int N, int K, int accumulate, int nn,
                          const lt_gemm_scratch *s);
+// lt_gemm_bf16_ex on input rows already in the scratch: act points at row 0 of the M rows taken (inside the rows
+// lt_gemm_bf16_act gave for a larger M' >= M, e.g. one block of them; the same row length, K)
+void lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint16_t *act, int M, int K, int accumulate, int nn,
+                         const lt_gemm_scratch *s);
 
 // Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
 // only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)

@@ -374,19 +374,20 @@ TARGET_BF16 static void gemv_nt_bf16(float *y, const uint32_t *a, const uint16_t
 
 // y_i (M, N_i) (+)= x (M,K) times w_i (NT) or w_i (NN) for the n outputs: x converted once, the column panels of
 // all outputs in one parallel loop.
-// x == NULL: the bf16 copy of x is already in the scratch (lt_gemm_bf16_act; the bf16 path is then certain).
-static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate,
-                       const lt_gemm_scratch *s, int nn) {
+// x == NULL: the bf16 copy of x is already in the scratch, at act or else at its start (lt_gemm_bf16_act; the bf16
+// path is then certain).
+static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, const uint32_t *act, int M, int K,
+                       int accumulate, const lt_gemm_scratch *s, int nn) {
   if (M <= 0 || n <= 0) return;
   int kh = (K + 1) / 2, nbs[LT_GEMM_MULTI_MAX], ntasks = 0;
   for (int i = 0; i < n; i++) ntasks += nbs[i] = o[i].N > 0 ? (o[i].N + NR - 1) / NR : 0;
   if (ntasks == 0) return;
   // the bf16 copy of x needs M * 2*kh <= max_mk (the scratch contract); a caller outside it gets the f32 path
   int bf = lt_cpu_has_avx512bf16() && (int64_t)M * 2 * kh <= s->max_mk;
-  uint32_t *a = s->buf;
+  const uint32_t *a = !x && act ? act : s->buf;
   char *panels = (char *)s->buf + act_bytes(s->max_mk);
   if (!bf && !x) return;  // outside lt_gemm_bf16_act's contract: nothing to multiply
-  if (bf && x) convert_rows_bf16(a, x, M, K);
+  if (bf && x) convert_rows_bf16(s->buf, x, M, K);
   int threads = LT_MAX(1, LT_MIN(omp_get_max_threads(), s->threads));
   if (bf && !nn && M <= GEMV_MAX_M && K > 0) {
     for (int i = 0; i < n; i++)
@@ -443,7 +444,7 @@ static void gemm_multi(const lt_gemm_nt_out *o, int n, const float *x, int M, in
 static void gemm(float *y, const float *x, const uint16_t *w, int M, int N, int K, int accumulate,
                  const lt_gemm_scratch *s, int nn) {
   lt_gemm_nt_out o = {y, w, N, NULL, NULL, NULL};
-  gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+  gemm_multi(&o, 1, x, NULL, M, K, accumulate, s, nn);
 }
 
 // Panel jb, reduction block k0 of the pre-packed form starts at pair (jb * kh + k0 / 2) * NR: the blocks of a panel
@@ -468,7 +469,7 @@ void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
                      int accumulate, int nn, const lt_gemm_scratch *s) {
   lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};
-  gemm_multi(&o, 1, x, M, K, accumulate, s, nn);
+  gemm_multi(&o, 1, x, NULL, M, K, accumulate, s, nn);
 }
 
 uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K) {
@@ -480,13 +481,19 @@ uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K) {
 void lt_gemm_bf16_pk_act(float *y, const uint16_t *w, const uint32_t *pk, int M, int N, int K, int accumulate, int nn,
                          const lt_gemm_scratch *s) {
   lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};
-  gemm_multi(&o, 1, NULL, M, K, accumulate, s, nn);
+  gemm_multi(&o, 1, NULL, NULL, M, K, accumulate, s, nn);
 }
 
 void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,
                      const lt_gemm_scratch *s) {
   for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
-    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, M, K, accumulate, s, nn);
+    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, NULL, M, K, accumulate, s, nn);
+}
+
+void lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint16_t *act, int M, int K, int accumulate, int nn,
+                         const lt_gemm_scratch *s) {
+  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
+    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), NULL, (const uint32_t *)act, M, K, accumulate, s, nn);
 }
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,

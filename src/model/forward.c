@@ -59,7 +59,8 @@ static int64_t even(int64_t k) { return (k + 1) & ~(int64_t)1; }
 int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk) {
   const lt_config *c = &m->cfg;
   int64_t k = even(LT_MAX(LT_MAX(c->hidden, c->heads * c->head_dim), c->ffn));
-  return LT_MAX((int64_t)rows * k, (int64_t)ce_chunk * even(LT_MAX(c->vocab, c->hidden)));
+  // the LM head's chunk of ce_chunk rows, and its weight gradient's input rows (vocab x ce_chunk rounded up to even)
+  return LT_MAX((int64_t)rows * k, even(ce_chunk) * even(LT_MAX(c->vocab, c->hidden)));
 }
 
 

@@ -107,7 +107,7 @@ static void check_lmhead_bf16(int N, int C, int V, int chunk) {
   for (int64_t i = 0; i < (int64_t)N * C; i++) x[i] = 3.0f * frand(&s);
   for (int64_t i = 0; i < (int64_t)V * C; i++) w[i] = lt_bf16_to_f32(wb[i] = lt_f32_to_bf16(frand(&s)));
   for (int n = 0; n < N; n++) tg[n] = n == 1 ? -100 : n == 2 ? 48 % V : n % 3 == 0 ? V - 1 - n % 7 : (n * 37) % V;
-  int64_t mk = (int64_t)chunk * (((V > C ? V : C) + 1) & ~1);
+  int64_t mk = (int64_t)((chunk + 1) & ~1) * (((V > C ? V : C) + 1) & ~1);  // as lt_model_max_mk
   size_t sb = lt_gemm_bf16_scratch(mk, omp_get_max_threads());
   lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), mk, omp_get_max_threads()};
   float *scratch = malloc(sizeof(float) * (size_t)chunk * V), *dx1 = calloc((size_t)N * C, sizeof(float)),
@@ -118,7 +118,20 @@ static void check_lmhead_bf16(int N, int C, int V, int chunk) {
   for (int64_t i = 0; i < (int64_t)N * C; i++) diff += dx1[i] != dx2[i];
   CHECK_MSG(l1 == l2 && diff == 0, "lmhead bf16 N=%d C=%d V=%d chunk=%d: loss %.9g vs %.9g, %d dx values differ", N,
             C, V, chunk, l1, l2, diff);
-  free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch), free(dx1), free(dx2), free(dw);
+  // dw from bf16 products (AVX512-BF16) against the f32 path's sgemm: within bf16 rounding, and not the same bits
+  float *dx3 = calloc((size_t)N * C, sizeof(float)), *dw3 = calloc((size_t)V * C, sizeof(float));
+  lt_lmhead_ce_ex(dx3, dw3, x, w, NULL, NULL, NULL, tg, N, C, V, 0.25f, scratch, chunk);
+  double big = 1e-30, err = 0;
+  int same = 1;
+  for (int64_t i = 0; i < (int64_t)V * C; i++) {
+    big = fmax(big, fabs(dw3[i]));
+    err = fmax(err, fabs((double)dw[i] - dw3[i]));
+    same = same && dw[i] == dw3[i];
+  }
+  CHECK_MSG(err <= 2e-2 * big, "lmhead bf16 N=%d C=%d V=%d chunk=%d: dw max error %g of %g", N, C, V, chunk, err, big);
+  if (lt_cpu_has_avx512bf16())
+    CHECK_MSG(!same, "lmhead bf16 N=%d V=%d: dw has the f32 path's bits (were bf16 products used?)", N, V);
+  free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch), free(dx1), free(dx2), free(dw), free(dx3), free(dw3);
 }
 
 // the array conversion equals the scalar rounding (normal numbers, ties, infinities, NaN stays NaN)
