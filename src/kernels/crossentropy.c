@@ -6,7 +6,6 @@
 #include "core/core.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
-#include "kernels/simd.h"
 #include "kernels/vexp.h"
 
 #define LT_CE_PAR (1 << 15)
@@ -118,56 +117,6 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
   }
 }
 
-#define LT_CE_DW_ROWS 512  // vocabulary rows per product of the bf16 weight gradient: their input rows stay in L2
-
-// act (V rows of kh = ceil(nc/2) pairs): act[v][p] = (bf16(d[2p][v]), bf16(d[2p+1][v])) from d (nc, V) f32 rows,
-// an odd nc's last partner 0 (the GEMM's input rows of d^T). Blocks of 16 columns x 16 row pairs: two rows
-// rounded into one vector, interleaved into pairs, then a 16 x 16 transpose.
-TARGET_BF16_CE static void rows_to_pairs_t(uint32_t *act, const float *d, int nc, int V) {
-  int kh = (nc + 1) / 2;
-  const __m512i pair = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
-                                        5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int vb = 0; vb < V; vb += 16) {
-    int vn = V - vb < 16 ? V - vb : 16;
-    __mmask16 vm = vn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << vn) - 1);
-    for (int p0 = 0; p0 < kh; p0 += 16) {
-      int pn = kh - p0 < 16 ? kh - p0 : 16;
-      __mmask16 pm = pn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << pn) - 1);
-      __m512i r[16];
-      for (int i = 0; i < 16; i++) {
-        int t = 2 * (p0 + i);
-        r[i] = _mm512_setzero_si512();
-        if (i >= pn) continue;
-        __m512 lo = _mm512_maskz_loadu_ps(vm, d + (int64_t)t * V + vb);
-        __m512 hi = t + 1 < nc ? _mm512_maskz_loadu_ps(vm, d + (int64_t)(t + 1) * V + vb) : _mm512_setzero_ps();
-        r[i] = _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));  // lane j: (lo_j, hi_j)
-      }
-      lt_transpose16x16(r);  // r[j]: pairs p0.. of column vb + j
-      for (int j = 0; j < vn; j++) _mm512_mask_storeu_epi32(act + (int64_t)(vb + j) * kh + p0, pm, r[j]);
-    }
-  }
-}
-
-// dw (V,C) += d^T x for one chunk (d = dlogits (nc, V) f32, x (nc, C)) with bf16 products and f32 accumulation,
-// as autocast's bf16 matmul gives the LM head's weight gradient: d^T's rows into the GEMM's input rows, x in bf16
-// (into scratch: d is no longer needed) as the weight, then the product in blocks of vocabulary rows. Returns 0
-// (nothing done) without AVX512-BF16 or when the GEMM's scratch cannot take V x nc; the caller then uses sgemm.
-static int lmhead_dw_bf16(float *dw, float *scratch, const float *x, int nc, int C, int V, const lt_gemm_scratch *gs) {
-  uint16_t *act = gs && gs->buf ? lt_gemm_bf16_act(gs, V, nc) : NULL;
-  if (!act || (size_t)nc * (size_t)C * 2 > (size_t)nc * (size_t)V * 4) return 0;
-  int64_t kh = (nc + 1) / 2;
-  rows_to_pairs_t((uint32_t *)act, scratch, nc, V);
-  uint16_t *xb = (uint16_t *)scratch;
-  lt_f32_to_bf16_n(xb, x, (int64_t)nc * C);
-  for (int v0 = 0; v0 < V; v0 += LT_CE_DW_ROWS) {
-    int vn = V - v0 < LT_CE_DW_ROWS ? V - v0 : LT_CE_DW_ROWS;
-    lt_gemm_nt_out o = {dw + (int64_t)v0 * C, xb, C, NULL, NULL, NULL};
-    lt_gemm_bf16_ex_act(&o, 1, act + (int64_t)v0 * 2 * kh, vn, nc, 1, 1, gs);
-  }
-  return 1;
-}
-
 // x (N,C), w (V,C), targets (N) -> summed loss over valid rows; dx (N,C) += dlogits w, dw (V,C) += dlogits^T x with
 // dlogits = scale * (softmax - onehot). Chunks of `chunk` rows: logits into scratch (chunk*V) by sgemm (all BLAS
 // threads), rows in parallel (one exp per logit), then two sgemms. The loss sum is deterministic.
@@ -224,8 +173,9 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
     else if (dx && wbf) lt_gemm_bf16_pk(dx + (int64_t)n0 * C, scratch, wbf, wpk ? wpk[1] : NULL, nc, C, V, 1, 1, gs);
     else if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, C, V, 1.0f, scratch, V, w, C, 1.0f,
                              dx + (int64_t)n0 * C, C);
-    // dw in bf16 under bf16 compute (wbf), after dx: the step overwrites the dlogits in scratch
-    if (dw && !(wbf && lmhead_dw_bf16(dw, scratch, xc, nc, C, V, gs)))
+    // dw from bf16 products under bf16 compute (wbf), after dx: x's bf16 copy overwrites the dlogits in scratch
+    if (dw && !(wbf && lt_gemm_bf16_wgrad(dw, scratch, xc, nc, V, C, (uint16_t *)scratch,
+                                          sizeof(float) * (size_t)nc * (size_t)V, gs)))
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, nc, 1.0f, scratch, V, xc, C, 1.0f, dw, C);
   }
   return total;

@@ -74,10 +74,14 @@ void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t
 uint16_t *lt_gemm_bf16_act(const lt_gemm_scratch *s, int M, int K);
 void lt_gemm_bf16_pk_act(float *y, const uint16_t *w, const uint32_t *pk, int M, int N, int K, int accumulate, int nn,
                          const lt_gemm_scratch *s);
-// lt_gemm_bf16_ex on input rows already in the scratch: act points at row 0 of the M rows taken (inside the rows
-// lt_gemm_bf16_act gave for a larger M' >= M, e.g. one block of them; the same row length, K)
-void lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint16_t *act, int M, int K, int accumulate, int nn,
-                         const lt_gemm_scratch *s);
+
+// A weight gradient from bf16 products with f32 accumulation, as autocast's bf16 matmul gives it: dw (out, in) +=
+// dy^T x for dy (N, out), x (N, in) f32. dy^T goes into the GEMM's input rows (pairs along N), x in bf16 into xb
+// (N * in values within xb_bytes; xb may be dy's own storage: dy is read first), then products over blocks of rows
+// of dw. Returns 1, or 0 (nothing done) without AVX512-BF16 or when the scratch cannot take out x N or xb is too
+// small: the caller then uses sgemm.
+int lt_gemm_bf16_wgrad(float *dw, const float *dy, const float *x, int N, int out, int in, uint16_t *xb,
+                       size_t xb_bytes, const lt_gemm_scratch *s);
 
 // Single-threaded, strided, on caller scratch (for tiles inside a parallel region, e.g. attention), AVX512-BF16
 // only (callers check lt_cpu_has_avx512bf16()): y (M,N; row stride ldy) (+)= x (M,K; ldx, f32, rounded to bf16)

@@ -490,10 +490,51 @@ void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int 
     gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, NULL, M, K, accumulate, s, nn);
 }
 
-void lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint16_t *act, int M, int K, int accumulate, int nn,
-                         const lt_gemm_scratch *s) {
-  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
-    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), NULL, (const uint32_t *)act, M, K, accumulate, s, nn);
+
+#define WGRAD_ROWS 512  // rows of dw per product of lt_gemm_bf16_wgrad: their input rows stay in L2
+
+// act (cols rows of kh = ceil(n/2) pairs): act[c][p] = (bf16(d[2p][c]), bf16(d[2p+1][c])) from d (n, cols) f32
+// rows, an odd n's last partner 0. Blocks of 16 columns x 16 row pairs: two rows rounded into one vector and
+// interleaved into pairs, then a 16 x 16 transpose.
+TARGET_BF16 static void pairs_t(uint32_t *act, const float *d, int n, int cols) {
+  int kh = (n + 1) / 2;
+  const __m512i pair = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                        5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int cb = 0; cb < cols; cb += 16) {
+    int cn = LT_MIN(16, cols - cb);
+    __mmask16 cm = cn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << cn) - 1);
+    for (int p0 = 0; p0 < kh; p0 += 16) {
+      int pn = LT_MIN(16, kh - p0);
+      __mmask16 pm = pn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << pn) - 1);
+      __m512i r[16];
+      for (int i = 0; i < 16; i++) {
+        int t = 2 * (p0 + i);
+        r[i] = _mm512_setzero_si512();
+        if (i >= pn) continue;
+        __m512 lo = _mm512_maskz_loadu_ps(cm, d + (int64_t)t * cols + cb);
+        __m512 hi = t + 1 < n ? _mm512_maskz_loadu_ps(cm, d + (int64_t)(t + 1) * cols + cb) : _mm512_setzero_ps();
+        r[i] = _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));  // lane j: (lo_j, hi_j)
+      }
+      lt_transpose16x16(r);  // r[j]: pairs p0.. of column cb + j
+      for (int j = 0; j < cn; j++) _mm512_mask_storeu_epi32(act + (int64_t)(cb + j) * kh + p0, pm, r[j]);
+    }
+  }
+}
+
+int lt_gemm_bf16_wgrad(float *dw, const float *dy, const float *x, int N, int out, int in, uint16_t *xb,
+                       size_t xb_bytes, const lt_gemm_scratch *s) {
+  if (N <= 0 || out <= 0 || in <= 0) return 0;
+  uint16_t *act = lt_gemm_bf16_act(s, out, N);
+  if (!act || !xb || (size_t)N * (size_t)in * sizeof(uint16_t) > xb_bytes) return 0;
+  int64_t kh = (N + 1) / 2;
+  pairs_t((uint32_t *)act, dy, N, out);
+  lt_f32_to_bf16_n(xb, x, (int64_t)N * in);
+  for (int r0 = 0; r0 < out; r0 += WGRAD_ROWS) {
+    lt_gemm_nt_out o = {dw + (int64_t)r0 * in, xb, in, NULL, NULL, NULL};
+    gemm_multi(&o, 1, NULL, (const uint32_t *)act + r0 * kh, LT_MIN(WGRAD_ROWS, out - r0), N, 1, s, 1);
+  }
+  return 1;
 }
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,

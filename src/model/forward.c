@@ -246,13 +246,23 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
     for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
 }
 
+// Full fine-tuning's dW, db += for dy (N,out), x (N,in). Under bf16 compute the weight gradient comes from bf16
+// products (x's copy in the LM head's scratch, free during the layers' backward), as autocast's; otherwise sgemm.
+// Runs after the projection's input-gradient product: it takes the GEMM's input rows.
+static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const float *x, int N) {
+  float *dw = p->w->g;
+  if (dw && mm_bf16(p->w, &m->ws.gemm) &&
+      lt_gemm_bf16_wgrad(dw, dy, x, N, p->out, p->in, (uint16_t *)m->ws.ce_scratch,
+                         sizeof(float) * (size_t)m->ws.ce_chunk * (size_t)m->cfg.vocab, &m->ws.gemm))
+    dw = NULL;
+  if (dw || (p->b && p->b->g)) lt_linear_backward(NULL, dw, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
+}
+
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
 // dy_ready: dy's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used by the fused product.
-static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
-                          const float *xa, int N, float *drop, float *dxa, int dy_ready) {
-  if (p->w->g || (p->b && p->b->g))
-    lt_linear_backward(NULL, p->w->g, p->b ? p->b->g : NULL, dy, x, p->w->w, N, p->in, p->out);
+static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
+                             const float *x, const float *xa, int N, float *drop, float *dxa, int dy_ready) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
@@ -275,6 +285,12 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
     lt_lora_dropout(m, l, p->id, drop, drop, N, a->in, 1);
     lt_add_inplace(dx, drop, (int64_t)N * a->in);
   }
+}
+
+static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
+                          const float *xa, int N, float *drop, float *dxa, int dy_ready) {
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dy_ready);
+  if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
 // ---- one decoder layer ----

@@ -134,6 +134,39 @@ static void check_lmhead_bf16(int N, int C, int V, int chunk) {
   free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch), free(dx1), free(dx2), free(dw), free(dx3), free(dw3);
 }
 
+// lt_gemm_bf16_wgrad: dw += dy^T x from bf16-rounded operands (f32 accumulation) against a double sum of the same
+// rounded products; odd N (the last pair's partner 0), out beyond one 512-row block and not a multiple of 16
+static void check_wgrad(int N, int out, int in) {
+  uint64_t s = (uint64_t)(N * 5 + out * 11 + in);
+  float *dy = malloc(sizeof(float) * (size_t)N * out), *x = malloc(sizeof(float) * (size_t)N * in);
+  float *dw = malloc(sizeof(float) * (size_t)out * in);
+  for (int64_t i = 0; i < (int64_t)N * out; i++) dy[i] = frand(&s);
+  for (int64_t i = 0; i < (int64_t)N * in; i++) x[i] = frand(&s);
+  for (int64_t i = 0; i < (int64_t)out * in; i++) dw[i] = 0.25f;
+  int64_t mk = (int64_t)out * ((N + 1) & ~1);
+  size_t sb = lt_gemm_bf16_scratch(mk, omp_get_max_threads());
+  lt_gemm_scratch gs = {aligned_alloc(64, (sb + 63) & ~(size_t)63), mk, omp_get_max_threads()};
+  uint16_t *xb = malloc(sizeof(uint16_t) * (size_t)N * in);
+  int done = lt_gemm_bf16_wgrad(dw, dy, x, N, out, in, xb, sizeof(uint16_t) * (size_t)N * in, &gs);
+  CHECK(done == lt_cpu_has_avx512bf16());
+  CHECK(lt_gemm_bf16_wgrad(dw, dy, x, N, out, in, xb, sizeof(uint16_t) * (size_t)N * in - 2, &gs) == 0);
+  if (done) {
+    double maxerr = 0;
+    for (int o = 0; o < out; o++)
+      for (int i = 0; i < in; i++) {
+        double ref = 0.25, mag = 0.25;
+        for (int n = 0; n < N; n++) {
+          double t = (double)lt_bf16_to_f32(lt_f32_to_bf16(dy[(int64_t)n * out + o])) *
+                     lt_bf16_to_f32(lt_f32_to_bf16(x[(int64_t)n * in + i]));
+          ref += t, mag += fabs(t);
+        }
+        maxerr = fmax(maxerr, fabs(dw[(int64_t)o * in + i] - ref) / mag);
+      }
+    CHECK_MSG(maxerr < 1e-5, "wgrad N=%d out=%d in=%d: rel err %g", N, out, in, maxerr);
+  }
+  free(dy), free(x), free(dw), free(xb), free(gs.buf);
+}
+
 // the array conversion equals the scalar rounding (normal numbers, ties, infinities, NaN stays NaN)
 static void check_convert(void) {
   enum { n = 100003 };
@@ -174,6 +207,8 @@ int main(void) {
     if (path == 1) setenv("LMTUNE_NO_AVX512BF16", "1", 1);
     CHECK(lt_cpu_has_avx512bf16() == (path == 0));
     check_convert();
+    check_wgrad(37, 530, 70);
+    check_wgrad(64, 16, 33);
     check_lmhead_bf16(40, 16, 1000, 7);  // V % 32 = 8: a scalar tail; a target at lane 16 of a block
     check_lmhead_bf16(5, 24, 1013, 2);  // odd V, V % 32 = 21: a 16-value vector and a scalar tail
     check_lmhead_bf16(4, 64, 512, 4);   // no tail
