@@ -490,7 +490,6 @@ void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int 
     gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, NULL, M, K, accumulate, s, nn);
 }
 
-
 #define WGRAD_ROWS 512  // rows of dw per product of lt_gemm_bf16_wgrad: their input rows stay in L2
 
 // act (cols rows of kh = ceil(n/2) pairs): act[c][p] = (bf16(d[2p][c]), bf16(d[2p+1][c])) from d (n, cols) f32

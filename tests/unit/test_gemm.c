@@ -131,7 +131,8 @@ static void check_lmhead_bf16(int N, int C, int V, int chunk) {
   CHECK_MSG(err <= 2e-2 * big, "lmhead bf16 N=%d C=%d V=%d chunk=%d: dw max error %g of %g", N, C, V, chunk, err, big);
   if (lt_cpu_has_avx512bf16())
     CHECK_MSG(!same, "lmhead bf16 N=%d V=%d: dw has the f32 path's bits (were bf16 products used?)", N, V);
-  free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch), free(dx1), free(dx2), free(dw), free(dx3), free(dw3);
+  free(x), free(w), free(wb), free(tg), free(gs.buf), free(scratch);
+  free(dx1), free(dx2), free(dw), free(dx3), free(dw3);
 }
 
 // lt_gemm_bf16_wgrad: dw += dy^T x from bf16-rounded operands (f32 accumulation) against a double sum of the same
