@@ -1,7 +1,7 @@
 // Causal grouped-query self-attention for one sequence (flash-attention style backward: probabilities are
 // recomputed from the stored log-sum-exp, dS = P * (dP - rowsum(dO * O))).
 //
-// Work is split into tiles of up to LT_ATT_BQ query rows. A tile of rows [t0, t0+nt) only multiplies the keys it
+// Work is split into tiles of up to LT_ATT_BQ query rows (LT_ATT_BQB in the packed bf16 backward). A tile of rows [t0, t0+nt) only multiplies the keys it
 // can see ([first key of row t0's window, p0+t0+nt)), so causal attention costs about half of T x L, and the
 // score tile is a small (nt x nk) sgemm into a per-thread slice of scratch.
 //
@@ -28,7 +28,8 @@
 #include "kernels/simd.h"
 #include "kernels/vexp.h"
 
-#define LT_ATT_BQ 64  // query rows per tile
+#define LT_ATT_BQ 64    // query rows per tile
+#define LT_ATT_BQB 128  // query rows per tile of the packed backward: its dK^T, dV^T products sum over them
 #define LT_ATT_BK 64  // keys per tile in the key-parallel dk/dv pass
 #define TARGET_BF16_ATT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
@@ -143,12 +144,15 @@ static LT_TARGET_AVX512 float max_row16(const float *s, const uint8_t *km, int j
 }
 
 static inline int att_bq(int T) { return T < LT_ATT_BQ ? T : LT_ATT_BQ; }
+static inline int att_bqb(int T) { return T < LT_ATT_BQB ? T : LT_ATT_BQB; }
+// the largest tile either pass uses: the slots' size
+static inline int att_bq_slot(int T) { return att_bq(T) > att_bqb(T) ? att_bq(T) : att_bqb(T); }
 static inline int64_t up16(int64_t n) { return (n + 15) & ~(int64_t)15; }  // floats, to 64 bytes
 
 // GEMM scratch for every product of a tile: (rows x reduction) = (bq x D) scores and dP, (bq x L) P V and dS K,
 // (L x bq) P^T dO and dS^T Q
 static int64_t st_floats(int T, int L, int D) {
-  int bq = att_bq(T);
+  int bq = att_bq_slot(T);
   size_t a = lt_gemm_bf16_st_scratch(bq, L), b = lt_gemm_bf16_st_scratch(L, bq), d = lt_gemm_bf16_st_scratch(bq, D);
   size_t m = a > b ? a : b;
   return up16((int64_t)((m > d ? m : d) + 3) / 4);
@@ -160,7 +164,7 @@ static inline int packed_ok(int D, int bf) { return bf && D % 2 == 0; }
 
 // packed mode, floats per thread: P and dS row-pair panels, dS rows in bf16 (plus alignment slack)
 static int64_t slot_packed(int T, int L) {
-  int64_t bq = att_bq(T);
+  int64_t bq = att_bq_slot(T);
   return 16 + 2 * up16(half_up(bq) * nblk64(L) * 64) + up16(bq * half_up(L));
 }
 
@@ -173,7 +177,7 @@ static int64_t shared_packed(int T, int L, int H, int KV, int D) {
 
 // floats per thread
 static int64_t slot_floats(int T, int L, int D, int bf) {
-  int64_t bq = att_bq(T), n = 2 * up16(bq * L);
+  int64_t bq = att_bq_slot(T), n = 2 * up16(bq * L);
   if (bf) n += up16((int64_t)L * bq) + up16(bq * D) + st_floats(T, L, D);
   if (packed_ok(D, bf)) n += slot_packed(T, L);
   return n;
@@ -196,7 +200,7 @@ static float *align64f(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uint
 int64_t lt_attention_scratch(int T, int L) { return lt_attention_scratch_ex(T, L, 1, 1, 1, 0); }
 
 static att_slot slot_of(const att_ctx *c, float *scratch, int tid) {
-  int bq = att_bq(c->T);
+  int bq = att_bq_slot(c->T);
   float *s = scratch + att_shared(c->T, c->L, c->H, c->KV, c->D, c->bf) + tid * slot_floats(c->T, c->L, c->D, c->bf);
   att_slot sl = {s, s + up16((int64_t)bq * c->L), NULL, NULL, NULL, NULL, NULL, NULL};
   if (c->bf) {
@@ -524,7 +528,7 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
     lt_bf16_panel_mm(B + b * 64, nk, dob, Dh, c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
                      att_min(64, nk - b * 64), 0);
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
-  float difs[LT_ATT_BQ];
+  float difs[LT_ATT_BQB > LT_ATT_BQ ? LT_ATT_BQB : LT_ATT_BQ];
   for (int r = 0; r < nt; r++) {  // rowsum(dO * O)
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
     difs[r] = (float)att_di(c, dor, orow);
@@ -670,6 +674,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
     if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 1);
+    if (c.pk) bq = att_bqb(T);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
       att_slot sl = slot_of(&c, scratch, omp_get_thread_num());

@@ -107,6 +107,7 @@ static void suite(int has_bf) {
   check(200, 0, 4, 2, 64, 30, 1, has_bf);  // window: later tiles start at key panel 64 and 128
   check(70, 130, 4, 2, 32, 50, 0, has_bf);  // window after a cache
   check(45, 0, 4, 2, 40, 0, 1, has_bf);     // head size 40: the packed transposes' partial 16-blocks
+  check(260, 0, 4, 2, 64, 70, 1, has_bf);  // backward tiles of 128 rows: the last one 4 rows, window from panel 64
 }
 
 int main(void) {
