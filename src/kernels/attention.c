@@ -1,9 +1,9 @@
 // Causal grouped-query self-attention for one sequence (flash-attention style backward: probabilities are
 // recomputed from the stored log-sum-exp, dS = P * (dP - rowsum(dO * O))).
 //
-// Work is split into tiles of up to LT_ATT_BQ query rows (LT_ATT_BQB in the packed bf16 backward). A tile of rows [t0, t0+nt) only multiplies the keys it
-// can see ([first key of row t0's window, p0+t0+nt)), so causal attention costs about half of T x L, and the
-// score tile is a small (nt x nk) sgemm into a per-thread slice of scratch.
+// Work is split into tiles of up to LT_ATT_BQ query rows (LT_ATT_BQB in the packed bf16 backward). A tile of rows
+// [t0, t0+nt) only multiplies the keys it can see ([first key of row t0's window, p0+t0+nt)), so causal attention
+// costs about half of T x L, and the score tile is a small (nt x nk) sgemm into a per-thread slice of scratch.
 //
 // Scratch (lt_attention_scratch[_ex]): omp_get_max_threads() slots of about 2 * min(T, LT_ATT_BQ) * L floats, one
 // slot per thread of the team (plus, for bf16 products, transposes and GEMM scratch per slot and bf16 copies of
