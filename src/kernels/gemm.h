@@ -41,6 +41,9 @@ typedef struct lt_gemm_epi {
   const float *bt;    // (r, ldb)
   int r;
   int64_t ldb;
+  uint16_t *y16;  // or NULL: the finished output goes here rounded to bf16 (nearest even; the instruction's
+                  // denormal handling on the AVX512-BF16 path), (M, N) row-major, instead of to y (which a product
+                  // with K beyond one reduction block still uses for its partial sums)
 } lt_gemm_epi;
 typedef struct lt_gemm_nt_out {
   float *y;

@@ -252,6 +252,18 @@ static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr,
       }
     }
   }
+  if (e && e->y16) {
+    uint16_t *c16 = e->y16 + row0 * ldc + col0;
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        if (16 * j >= nv) break;
+        _mm256_mask_storeu_epi16(c16 + i * ldc + 16 * j, m[j], (__m256i)_mm512_cvtneps_pbh(acc[i][j]));
+      }
+    }
+    return;
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < mr; i++) {
 #pragma GCC unroll 4
@@ -305,6 +317,7 @@ static void epilogue_f32(float *y, const lt_gemm_epi *e, int i0, int i1, int N, 
       if (e->bias) v += e->bias[j];
       for (int q = 0; e->xa && q < e->r; q++) v = fmaf(e->xa[(int64_t)i * e->r + q], e->bt[(int64_t)q * e->ldb + j], v);
       y[(int64_t)i * N + j] = v;
+      if (e->y16) e->y16[(int64_t)i * N + j] = lt_f32_to_bf16(v);
     }
 }
 

@@ -61,6 +61,9 @@ void lt_swiglu_backward_ex(float *dg, float *du, const float *dh, const float *g
 void lt_swiglu_forward_keep(float *h, uint16_t *hb, uint16_t *g16, uint16_t *u16, const float *g, const float *u,
                             int n);
 void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int n);
+// The same into h (when not NULL) and/or hb = h in bf16 (the GEMM's input rows; with AVX512-BF16 rounded by its
+// conversion instruction; without it hb needs h)
+void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uint16_t *u16, int n);
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
                           const uint16_t *u16, int n);
 

@@ -76,6 +76,17 @@ LT_TARGET_AVX512 static void swiglu_fwd16_b(float *h, const uint16_t *g16, const
   }
 }
 
+// h (when given) and hb = h rounded as the GEMM's input conversion rounds, from bf16 gate and up (AVX512-BF16)
+TARGET_BF16_SW static void swiglu_fwd16_b_hb(float *h, uint16_t *hb, const uint16_t *g16, const uint16_t *u16, int i0,
+                                            int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    __m512 y = silu_mul16(load_b16(k, g16 + i), load_b16(k, u16 + i));
+    if (h) _mm512_mask_storeu_ps(h + i, k, y);
+    _mm256_mask_storeu_epi16(hb + i, k, (__m256i)_mm512_cvtneps_pbh(y));
+  }
+}
+
 // one block of 16: x = g, v = u (only read when dg is wanted), d = dh; returns the dg values stored (0 without dg)
 static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
                                                      __m512 v, __m512 d) {
@@ -198,6 +209,17 @@ void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int
     float x = lt_bf16_to_f32(g16[i]);
     h[i] = (x / (1.0f + expf(-x))) * lt_bf16_to_f32(u16[i]);
   }
+}
+
+void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uint16_t *u16, int n) {
+  if (hb && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_fwd16_b_hb(h, hb, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
+  if (h) lt_swiglu_forward_b(h, g16, u16, n);
+  if (hb && h) lt_f32_to_bf16_n(hb, h, n);
 }
 
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,

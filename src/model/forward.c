@@ -212,9 +212,11 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // of them run in bf16 (x converted once, one parallel loop), then each one's bias and LoRA terms (in the GEMM's
 // epilogue when epi_ok).
 // x_ready: x's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used when the products run there.
+// y16 (or NULL): with the epilogue in use, output i goes to y16[i] in bf16 instead of y[i] (see lt_gemm_epi); the
+// caller checks epi_ok first.
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train,
-                           int x_ready) {
+                           int x_ready, uint16_t *const *y16) {
   int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;  // 3: the workspace's s B^T slots
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
@@ -228,7 +230,7 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
     o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL, NULL, p[i]->w->pk_nn};
     if (!epi) continue;
     const lt_lora *a = p[i]->lora;
-    e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0};
+    e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0, y16 ? y16[i] : NULL};
     if (a) {  // xa first (the epilogue multiplies it by s B^T)
       const float *xd = lt_lora_dropout(m, l, p[i]->id, x, drop, N, p[i]->in, train);
       lt_lora_xa(xa[i], xd, a->A, N, a->in, a->r);
@@ -239,7 +241,7 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
       e[i].r = a->r;
       e[i].ldb = a->out;
     }
-    if (e[i].bias || e[i].xa) o[i].epi = &e[i];
+    if (e[i].bias || e[i].xa || e[i].y16) o[i].epi = &e[i];
   }
   lt_gemm_bf16_ex(o, n, x_ready ? NULL : x, N, p[0]->in, 0, 0, gs);
   if (!epi)
@@ -268,7 +270,7 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
     lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
-    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in};
+    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, NULL};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     lt_gemm_bf16_ex(&o, 1, dy_ready ? NULL : dy, N, p->out, acc, 1, &m->ws.gemm);
     lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
@@ -302,13 +304,14 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   const lt_layer *L = &m->layer[l];
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D;
   float *kdst = a->k + (int64_t)p0 * KVD, *vdst = a->v + (int64_t)p0 * KVD;
+  int g16_direct = 0;
   // attention block
   lt_rmsnorm_forward(xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
   {
     const lt_linear *p[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
     float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
     float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
-    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0);
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0, NULL);
   }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
@@ -325,7 +328,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
     float *y[1] = {a->x_mid}, *xa[1] = {a->xa[LT_O]};
-    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0);
+    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0, NULL);
   }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
@@ -334,16 +337,20 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     const lt_linear *p[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
     float *y[2] = {a->g, a->u};
     float *xa[2] = {a->xa[LT_GATE], a->xa[LT_UP]};
-    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0);
+    uint16_t *y16[2] = {a->g16, a->u16};
+    // under bf16 training with the fused epilogue the products write gate and up in bf16 themselves
+    g16_direct = a->g16 && epi_ok(m, gs, N) && mm_bf16(p[0]->w, gs) && mm_bf16(p[1]->w, gs) && p[0]->in == p[1]->in;
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0, g16_direct ? y16 : NULL);
   }
   // under bf16 training SwiGLU also writes h's bf16 copy straight into the down product's input rows
   uint16_t *hb = a->g16 && c->ffn % 32 == 0 ? lt_gemm_bf16_act(gs, N, c->ffn) : NULL;
-  if (a->g16) lt_swiglu_forward_keep(h, hb, a->g16, a->u16, a->g, a->u, N * c->ffn);
+  if (g16_direct) lt_swiglu_forward_bh(h, hb, a->g16, a->u16, N * c->ffn);
+  else if (a->g16) lt_swiglu_forward_keep(h, hb, a->g16, a->u16, a->g, a->u, N * c->ffn);
   else lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
   {
     const lt_linear *p[1] = {&L->proj[LT_DOWN]};
     float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
-    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL);
+    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL, NULL);
   }
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }

@@ -70,7 +70,7 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int j = 0; j < N; j++) bias[j] = frand(&s);
   for (int64_t i = 0; i < (int64_t)M * R; i++) xa[i] = frand(&s);
   for (int64_t i = 0; i < (int64_t)R * (N + 3); i++) bt[i] = frand(&s);
-  lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3};
+  lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3, NULL};
   for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
   lt_gemm_nt_out o = {y2, w, N, (M + N) % 2 ? pk : NULL, &e, NULL};
   lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
@@ -84,6 +84,19 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
     }
   CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: epilogue: %d values differ from the separate additions",
             nn ? "NN" : "NT", M, N, K, accumulate, bf16_path, diff);
+  // ... and written in bf16 instead (y16): the same values rounded to nearest even
+  uint16_t *y16 = malloc(sizeof(uint16_t) * (size_t)M * N);
+  float *ref = malloc(sizeof(float) * (size_t)M * N);
+  memcpy(ref, y2, sizeof(float) * (size_t)M * N);
+  for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
+  e.y16 = y16;
+  lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
+  diff = 0;
+  for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y16[i] != lt_f32_to_bf16(ref[i]);
+  CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: bf16 output: %d values differ from the rounded f32 output",
+            nn ? "NN" : "NT", M, N, K, accumulate, bf16_path, diff);
+  free(y16);
+  free(ref);
   free(bias);
   free(xa);
   free(bt);
