@@ -1,6 +1,7 @@
 // Elementwise helpers.
 #include <string.h>
 
+#include "core/core.h"
 #include "kernels/kernels.h"
 
 #define LT_EW_PAR (1 << 16)
@@ -15,6 +16,12 @@ void lt_zero(float *x, int64_t n) {
 void lt_add_inplace(float *y, const float *x, int64_t n) {
 #pragma omp parallel for schedule(dynamic, 8192) if (n > LT_EW_PAR)
   for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+// x (n) = bf16(x) widened back (nearest even, NaN kept), in place
+void lt_round_bf16(float *x, int64_t n) {
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_EW_PAR)
+  for (int64_t i = 0; i < n; i++) x[i] = lt_bf16_to_f32(lt_f32_to_bf16(x[i]));
 }
 
 // y (n) += a * x (n)

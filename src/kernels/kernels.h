@@ -25,6 +25,10 @@ void lt_lora_up_backward(float *gB, float *dxa, const float *dy, const float *xa
 // dxa (N,r) -> gA (r,in) += dxa^T x ; dx (N,in) (+)= dxa A (overwritten unless accumulate; dx may be NULL)
 void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *x, const float *A, int N, int in,
                            int r, int accumulate);
+// The same products with x given in bf16 (rows of in values, widened exactly; f32 arithmetic): xa = x A^T, and
+// gA (r,in) += dxa^T x alone (the input gradient then rides in the GEMM's epilogue)
+void lt_lora_xa_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r);
+void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, int in, int r);
 
 // ---- embedding ----
 // ids (N), wte (V,C) -> out (N,C)
@@ -118,5 +122,6 @@ void lt_zero(float *x, int64_t n);                                    // x = 0 (
 void lt_add_inplace(float *y, const float *x, int64_t n);            // y += x
 void lt_scale_add(float *y, const float *x, float a, int64_t n);     // y += a x
 void lt_add_bias(float *y, const float *b, int N, int C);            // y (N,C) += b (C)
+void lt_round_bf16(float *x, int64_t n);                              // x = bf16(x) in f32 storage
 
 #endif

@@ -5,6 +5,7 @@
 // thread count. Without AVX-512 (or with LMTUNE_NO_AVX512) the same products go to OpenBLAS sgemm.
 #include <cblas.h>
 #include <omp.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -33,14 +34,26 @@ LORA_STEP xa_step(__m512 s0[8], __m512 s1[8], __m512 a0, __m512 a1, const float 
     }
 }
 
-// Dot products along in: a tile of 2 rows x 8 rank rows keeps 16 vector sums, reduced once at the end.
-LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A, int N, int in, int r) {
+// 16 values of an f32 row (b16 = 0) or of a bf16 row (b16 = 1, widened exactly) at element k
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 __m512 row_load(const void *row, int64_t k, __mmask16 m,
+                                                                             int b16) {
+  if (b16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k)), 16));
+  return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+}
+
+// Dot products along in: a tile of 2 rows x 8 rank rows keeps 16 vector sums, reduced once at the end. x: f32 rows,
+// or bf16 rows when b16.
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 void xa_body(float *xa, const void *x, const float *A,
+                                                                           int N, int in, int r, int b16) {
   int np = (N + 1) / 2, kv = in / 16 * 16;
   __mmask16 km = tail16(in - kv);
+  size_t es = b16 ? 2 : 4;
 #pragma omp parallel for schedule(dynamic, 16) if ((int64_t)N * in * r > (1 << 18))
   for (int ip = 0; ip < np; ip++) {
     int i0 = 2 * ip, two = i0 + 1 < N;
-    const float *x0 = x + (int64_t)i0 * in, *x1 = two ? x0 + in : x0;
+    const char *x0 = (const char *)x + (size_t)i0 * (size_t)in * es, *x1 = two ? x0 + (size_t)in * es : x0;
     for (int q0 = 0; q0 < r; q0 += 8) {
       int qn = LT_MIN(8, r - q0);
       __m512 s0[8], s1[8];
@@ -48,7 +61,7 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
       for (int q = 0; q < 8; q++) s0[q] = s1[q] = _mm512_setzero_ps();
       for (int k = 0; k < in; k += 16) {
         __mmask16 m = k < kv ? (__mmask16)0xffff : km;
-        __m512 a0 = _mm512_maskz_loadu_ps(m, x0 + k), a1 = _mm512_maskz_loadu_ps(m, x1 + k);
+        __m512 a0 = row_load(x0, k, m, b16), a1 = row_load(x1, k, m, b16);
         if (qn == 8) xa_step(s0, s1, a0, a1, A + (int64_t)q0 * in + k, in, m, 8);
         else xa_step(s0, s1, a0, a1, A + (int64_t)q0 * in + k, in, m, qn);
       }
@@ -60,6 +73,14 @@ LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A
       }
     }
   }
+}
+
+LT_TARGET_AVX512 static void xa_avx512(float *xa, const float *x, const float *A, int N, int in, int r) {
+  xa_body(xa, x, A, N, in, r, 0);
+}
+
+LT_TARGET_AVX512 static void xa_avx512_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r) {
+  xa_body(xa, x, A, N, in, r, 1);
 }
 
 // ---- y (N,out) += s * xa (N,r) . B^T, B (out,r) ----
@@ -149,15 +170,18 @@ LORA_STEP bcast_fma16(__m512 acc[16], const float *d, __m512 v, int n) {
 #define GT_TILES 64
 #define GT_ROWS 16
 // acc[c] += d[n][c0 + c] * v[n][q0..] for rows n0..n1 (cn live columns)
-LORA_STEP grad_rows(__m512 acc[16], const float *d, const float *v, int n0, int n1, int cols, int vl, int c0, int q0,
-                    __mmask16 qm, int cn) {
+// (v: f32 rows, or bf16 rows when b16)
+LORA_STEP grad_rows(__m512 acc[16], const float *d, const void *v, int n0, int n1, int cols, int vl, int c0, int q0,
+                    __mmask16 qm, int cn, int b16) {
   for (int n = n0; n < n1; n++) {
-    __m512 w = _mm512_maskz_loadu_ps(qm, v + (int64_t)n * vl + q0);
+    __m512 w = row_load(v, (int64_t)n * vl + q0, qm, b16);
     bcast_fma16(acc, d + (int64_t)n * cols + c0, w, cn);
   }
 }
 
-LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int vl) {
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 void gradT_body(float *g, const float *d, const void *v,
+                                                                              float s, int N, int cols, int vl,
+                                                                              int b16) {
   int cb = (cols + 15) / 16, vb = (vl + 15) / 16, tiles = cb * vb;
   int threads = omp_get_max_threads();
   int gt = LT_MAX(1, LT_MIN(GT_TILES, tiles / (4 * LT_MAX(1, threads))));
@@ -174,8 +198,8 @@ LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float 
         __m512 acc[16];
 #pragma GCC unroll 16
         for (int c = 0; c < 16; c++) acc[c] = n0 == 0 ? _mm512_setzero_ps() : buf[t - t0][c];
-        if (cn == 16) grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, 16);
-        else grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, cn);
+        if (cn == 16) grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, 16, b16);
+        else grad_rows(acc, d, v, n0, n1, cols, vl, c0, q0, qm, cn, b16);
 #pragma GCC unroll 16
         for (int c = 0; c < 16; c++) buf[t - t0][c] = acc[c];
       }
@@ -190,6 +214,14 @@ LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float 
       }
     }
   }
+}
+
+LT_TARGET_AVX512 static void gradT_avx512(float *g, const float *d, const float *v, float s, int N, int cols, int vl) {
+  gradT_body(g, d, v, s, N, cols, vl, 0);
+}
+
+LT_TARGET_AVX512 static void gradT_avx512_b16(float *g, const float *d, const uint16_t *v, int N, int cols, int vl) {
+  gradT_body(g, d, v, 1.0f, N, cols, vl, 1);
 }
 
 // ---- dx (N,in) (+)= dxa (N,r) . A (r,in) ----
@@ -276,4 +308,34 @@ void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, A, in, accumulate ? 1.0f : 0.0f,
                   dx, in);
   }
+}
+
+void lt_lora_xa_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r) {
+  if (N <= 0 || r <= 0) return;
+  if (in <= 0) {
+    memset(xa, 0, sizeof(float) * (size_t)N * (size_t)r);
+  } else if (lt_cpu_has_avx512()) {
+    xa_avx512_b16(xa, x, A, N, in, r);
+  } else {
+    for (int i = 0; i < N; i++)
+      for (int q = 0; q < r; q++) {
+        float acc = 0.0f;
+        for (int k = 0; k < in; k++) acc = fmaf(lt_bf16_to_f32(x[(int64_t)i * in + k]), A[(int64_t)q * in + k], acc);
+        xa[(int64_t)i * r + q] = acc;
+      }
+  }
+}
+
+void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, int in, int r) {
+  if (N <= 0 || in <= 0 || r <= 0) return;
+  if (lt_cpu_has_avx512()) {
+    gradT_avx512_b16(gA, dxa, x, N, r, in);
+    return;
+  }
+  for (int q = 0; q < r; q++)
+    for (int k = 0; k < in; k++) {
+      float acc = 0.0f;
+      for (int n = 0; n < N; n++) acc = fmaf(dxa[(int64_t)n * r + q], lt_bf16_to_f32(x[(int64_t)n * in + k]), acc);
+      gA[(int64_t)q * in + k] += acc;
+    }
 }

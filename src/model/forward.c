@@ -213,10 +213,11 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // epilogue when epi_ok).
 // x_ready: x's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used when the products run there.
 // y16 (or NULL): with the epilogue in use, output i goes to y16[i] in bf16 instead of y[i] (see lt_gemm_epi); the
-// caller checks epi_ok first.
+// caller checks epi_ok first. xb (or NULL): x in bf16 rows, for the LoRA terms instead of x (x is then not read:
+// the caller checks down_h16 first).
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train,
-                           int x_ready, uint16_t *const *y16) {
+                           int x_ready, uint16_t *const *y16, const uint16_t *xb) {
   int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;  // 3: the workspace's s B^T slots
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
@@ -231,9 +232,13 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
     if (!epi) continue;
     const lt_lora *a = p[i]->lora;
     e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0, y16 ? y16[i] : NULL};
-    if (a) {  // xa first (the epilogue multiplies it by s B^T)
+    if (a && xb) {  // xa first (the epilogue multiplies it by s B^T)
+      lt_lora_xa_b16(xa[i], xb, a->A, N, a->in, a->r);
+    } else if (a) {
       const float *xd = lt_lora_dropout(m, l, p[i]->id, x, drop, N, p[i]->in, train);
       lt_lora_xa(xa[i], xd, a->A, N, a->in, a->r);
+    }
+    if (a) {
       float *bt = m->ws.lora_bt + i * m->ws.lora_bt_slot;
       lora_bt(bt, a);
       e[i].xa = xa[i];
@@ -246,6 +251,18 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
   lt_gemm_bf16_ex(o, n, x_ready ? NULL : x, N, p[0]->in, 0, 0, gs);
   if (!epi)
     for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
+}
+
+// Under bf16 training (gate and up kept in bf16) the down projection's LoRA terms read SwiGLU's output h rounded to
+// bf16, as autocast's lora_A gets it, unless a LoRA dropout mask applies or its base weight or bias trains (their
+// gradients read f32 h): down_h16_sem. The fast form, down_h16, keeps h in bf16 alone (the rows its GEMM reads)
+// when the fused-epilogue path serves the projection; otherwise h is rounded in f32 storage (the same values).
+static int down_h16_sem(lt_model *m, const lt_layer_acts *a, const lt_linear *p, int train) {
+  return a->g16 && (!train || !lt_lora_has_dropout(m)) && !p->w->g && !(p->b && p->b->g);
+}
+static int down_h16(lt_model *m, const lt_layer_acts *a, const lt_linear *p, const lt_gemm_scratch *gs, int N,
+                    int train) {
+  return down_h16_sem(m, a, p, train) && epi_ok(m, gs, N) && mm_bf16(p->w, gs);
 }
 
 // Full fine-tuning's dW, db += for dy (N,out), x (N,in). Under bf16 compute the weight gradient comes from bf16
@@ -263,8 +280,10 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
 // dy_ready: dy's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used by the fused product.
+// xb (or NULL, only with down_h16): x in bf16 rows, read instead of x.
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
-                             const float *x, const float *xa, int N, float *drop, float *dxa, int dy_ready) {
+                             const float *x, const float *xa, int N, float *drop, float *dxa, int dy_ready,
+                             const uint16_t *xb) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
@@ -273,7 +292,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, NULL};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     lt_gemm_bf16_ex(&o, 1, dy_ready ? NULL : dy, N, p->out, acc, 1, &m->ws.gemm);
-    lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
+    if (xb) lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+    else lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
   }
   if (dx) lt_mm_backward_dx(p->w, dx, dy, N, acc, &m->ws.gemm);
@@ -290,8 +310,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 }
 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
-                          const float *xa, int N, float *drop, float *dxa, int dy_ready) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dy_ready);
+                          const float *xa, int N, float *drop, float *dxa, int dy_ready, const uint16_t *xb) {
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dy_ready, xb);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -311,7 +331,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     const lt_linear *p[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
     float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
     float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
-    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0, NULL);
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0, NULL, NULL);
   }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
@@ -328,7 +348,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
     float *y[1] = {a->x_mid}, *xa[1] = {a->xa[LT_O]};
-    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0, NULL);
+    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0, NULL, NULL);
   }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
@@ -340,17 +360,21 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     uint16_t *y16[2] = {a->g16, a->u16};
     // under bf16 training with the fused epilogue the products write gate and up in bf16 themselves
     g16_direct = a->g16 && epi_ok(m, gs, N) && mm_bf16(p[0]->w, gs) && mm_bf16(p[1]->w, gs) && p[0]->in == p[1]->in;
-    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0, g16_direct ? y16 : NULL);
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0, g16_direct ? y16 : NULL, NULL);
   }
   // under bf16 training SwiGLU also writes h's bf16 copy straight into the down product's input rows
   uint16_t *hb = a->g16 && c->ffn % 32 == 0 ? lt_gemm_bf16_act(gs, N, c->ffn) : NULL;
-  if (g16_direct) lt_swiglu_forward_bh(h, hb, a->g16, a->u16, N * c->ffn);
+  // ... and then only there when the down projection takes h in bf16 alone
+  int h16 = g16_direct && hb && down_h16(m, a, &L->proj[LT_DOWN], gs, N, train);
+  if (g16_direct) lt_swiglu_forward_bh(h16 ? NULL : h, hb, a->g16, a->u16, N * c->ffn);
   else if (a->g16) lt_swiglu_forward_keep(h, hb, a->g16, a->u16, a->g, a->u, N * c->ffn);
   else lt_swiglu_forward(h, a->g, a->u, N * c->ffn);
+  if (!h16 && L->proj[LT_DOWN].lora && down_h16_sem(m, a, &L->proj[LT_DOWN], train))
+    lt_round_bf16(h, (int64_t)N * c->ffn);
   {
     const lt_linear *p[1] = {&L->proj[LT_DOWN]};
     float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
-    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL, NULL);
+    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL, NULL, h16 ? hb : NULL);
   }
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }
@@ -363,22 +387,29 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
       F = c->ffn;
   float *dx = ws->dx;
-  // MLP block: recompute xn2 and h
+  // MLP block: recompute xn2 and h (for the down projection's LoRA or weight gradients; in bf16 when down_h16)
   lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
-  if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
-  else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
-  proj_backward(m, l, &L->proj[LT_DOWN], ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, 0);
+  const lt_linear *pd = &L->proj[LT_DOWN];
+  int h16 = pd->lora && down_h16(m, a, pd, &ws->gemm, N, 1);
+  uint16_t *hb = h16 ? (uint16_t *)ws->h : NULL;  // (N, F) bf16 rows in h's storage
+  if (h16) lt_swiglu_forward_bh(NULL, hb, a->g16, a->u16, N * F);
+  else if (pd->lora || pd->w->g || (pd->b && pd->b->g)) {
+    if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
+    else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
+    if (pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->h, (int64_t)N * F);
+  }
+  proj_backward(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, 0, hb);
   // ... and the SwiGLU backward dg's copy into the gate product's input rows
   uint16_t *dgb = a->g16 && F % 32 == 0 ? lt_gemm_bf16_act(&ws->gemm, N, F) : NULL;
   if (a->g16) lt_swiglu_backward_b(ws->dg, dgb, ws->du, ws->dh, a->g16, a->u16, N * F);
   else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa,
-                dgb != NULL);
-  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, 0);
+                dgb != NULL, NULL);
+  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, 0, NULL);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, 0, NULL);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -401,9 +432,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0);
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0, NULL);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0, NULL);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0, NULL);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 

@@ -3,6 +3,7 @@
 // Run again with LMTUNE_NO_AVX512=1 (the OpenBLAS path).
 #include <omp.h>
 
+#include "core/core.h"
 #include "kernels/kernels.h"
 #include "test.h"
 
@@ -137,6 +138,26 @@ static void check_shape(int N, int in, int out, int r, int acc) {
              !memcmp(o.dx, o1.dx, sizeof(float) * (size_t)N * in);
   if (!getenv("LMTUNE_NO_AVX512"))  // OpenBLAS may split its sums by thread
     CHECK_MSG(same, "N=%d in=%d out=%d r=%d: 1 and %d threads differ", N, in, out, r, th);
+
+  // x given in bf16 (the training rows under bf16 compute): the f32 kernels on the widened values, to the bit
+  uint16_t *xb = malloc(sizeof(uint16_t) * (size_t)(N * in > 0 ? N * in : 1));
+  for (int64_t i = 0; i < (int64_t)N * in; i++) x[i] = lt_bf16_to_f32(xb[i] = lt_f32_to_bf16(x[i]));
+  outs ob = run_all(x, A, B, dy, v, s, N, in, out, r, acc);
+  float *xa16 = malloc(sizeof(float) * (size_t)N * r), *gA16 = malloc(sizeof(float) * (size_t)r * in);
+  for (int64_t i = 0; i < (int64_t)r * in; i++) gA16[i] = -0.5f;
+  lt_lora_xa_b16(xa16, xb, A, N, in, r);
+  lt_lora_grad_a_b16(gA16, v, xb, N, in, r);
+  CHECK_MSG(getenv("LMTUNE_NO_AVX512") || (!memcmp(xa16, ob.xa, sizeof(float) * (size_t)N * r) &&
+                                            !memcmp(gA16, ob.gA, sizeof(float) * (size_t)r * in)),
+            "N=%d in=%d r=%d: bf16-input xa / gA differ from the f32 kernels on the widened rows", N, in, r);
+  double e16 = 0;  // (the fallback loops against OpenBLAS)
+  for (int64_t i = 0; i < (int64_t)r * in; i++) e16 = fmax(e16, fabs(gA16[i] - ob.gA[i]) / (fabs(ob.gA[i]) + 1.0));
+  for (int64_t i = 0; i < (int64_t)N * r; i++) e16 = fmax(e16, fabs(xa16[i] - ob.xa[i]) / (fabs(ob.xa[i]) + 1.0));
+  CHECK_MSG(e16 < 1e-4, "N=%d in=%d r=%d: bf16-input xa / gA off by %g", N, in, r, e16);
+  free_outs(&ob);
+  free(xb);
+  free(xa16);
+  free(gA16);
   free_outs(&o);
   free_outs(&o1);
   free(x);
