@@ -59,6 +59,11 @@ typedef struct lt_gemm_nt_out {
 // converted once and the column panels of all outputs share one parallel loop.
 void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int K, int accumulate, int nn,
                      const lt_gemm_scratch *s);
+// The same on x's bf16 rows already made (act: M rows of (K + 1) / 2 pairs, an odd K's last pair padded with 0),
+// anywhere in memory; AVX512-BF16 only, with M * 2 * ((K + 1) / 2) <= the scratch's max_mk (else returns 0, nothing
+// done); 1 when done.
+int lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint32_t *act, int M, int K, int accumulate, int nn,
+                        const lt_gemm_scratch *s);
 
 // Pre-packed weights (a frozen weight used by many products): every panel of w in the order the kernel reads
 // them, so that no product packs it again. NT (nn = 0): w (N,K) for y = x w^T; NN (nn = 1): w (K,N) for y = x w.

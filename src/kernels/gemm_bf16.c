@@ -503,6 +503,14 @@ void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int 
     gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, NULL, M, K, accumulate, s, nn);
 }
 
+int lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint32_t *act, int M, int K, int accumulate, int nn,
+                        const lt_gemm_scratch *s) {
+  if (!act || !lt_cpu_has_avx512bf16() || (int64_t)M * 2 * ((K + 1) / 2) > s->max_mk) return 0;
+  for (int i = 0; i < n; i += LT_GEMM_MULTI_MAX)
+    gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), NULL, act, M, K, accumulate, s, nn);
+  return 1;
+}
+
 #define WGRAD_ROWS 512  // rows of dw per product of lt_gemm_bf16_wgrad: their input rows stay in L2
 
 // act (cols rows of kh = ceil(n/2) pairs): act[c][p] = (bf16(d[2p][c]), bf16(d[2p+1][c])) from d (n, cols) f32

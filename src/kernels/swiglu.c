@@ -88,8 +88,9 @@ TARGET_BF16_SW static void swiglu_fwd16_b_hb(float *h, uint16_t *hb, const uint1
 }
 
 // one block of 16: x = g, v = u (only read when dg is wanted), d = dh; returns the dg values stored (0 without dg)
-static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
-                                                     __m512 v, __m512 d) {
+// and, in *duv when given, the du values stored
+static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one2(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
+                                                      __m512 v, __m512 d, __m512 *duv) {
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))), gv = _mm512_setzero_ps();
   if (dg) {
@@ -98,8 +99,17 @@ static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one(float *dg, float *du, __mma
     gv = _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg));
     _mm512_mask_storeu_ps(dg, k, gv);
   }
-  if (du) _mm512_mask_storeu_ps(du, k, _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du)));
+  if (du) {
+    __m512 uv = _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du));
+    _mm512_mask_storeu_ps(du, k, uv);
+    if (duv) *duv = uv;
+  }
   return gv;
+}
+
+static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
+                                                     __m512 v, __m512 d) {
+  return swiglu_bwd_one2(dg, du, k, on, x, v, d, NULL);
 }
 
 LT_TARGET_AVX512 static void swiglu_bwd16(float *dg, float *du, const float *dh, const float *g, const float *u,
@@ -129,6 +139,19 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb(float *dg, uint16_t *dgb, float *d
     __m512 gv = swiglu_bwd_one(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i),
                                _mm512_maskz_loadu_ps(k, dh + i));
     _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
+  }
+}
+
+// the same, and dub = du rounded likewise
+TARGET_BF16_SW static void swiglu_bwd16_b_dgb_dub(float *dg, uint16_t *dgb, float *du, uint16_t *dub, const float *dh,
+                                                 const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    __m512 uv = _mm512_setzero_ps();
+    __m512 gv = swiglu_bwd_one2(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i),
+                                _mm512_maskz_loadu_ps(k, dh + i), &uv);
+    _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
+    _mm256_mask_storeu_epi16(dub + i, k, (__m256i)_mm512_cvtneps_pbh(uv));
   }
 }
 
@@ -220,6 +243,18 @@ void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uin
   }
   if (h) lt_swiglu_forward_b(h, g16, u16, n);
   if (hb && h) lt_f32_to_bf16_n(hb, h, n);
+}
+
+void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, const float *dh, const uint16_t *g16,
+                           const uint16_t *u16, int n) {
+  if (dgb && dub && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_bwd16_b_dgb_dub(dg, dgb, du, dub, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
+  lt_swiglu_backward_b(dg, dgb, du, dh, g16, u16, n);
+  if (dub) lt_f32_to_bf16_n(dub, du, n);
 }
 
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,

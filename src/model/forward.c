@@ -279,10 +279,10 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
-// dy_ready: dy's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used by the fused product.
-// xb (or NULL, only with down_h16): x in bf16 rows, read instead of x.
+// dyb (or NULL): dy's bf16 rows, already made (in the GEMM's input rows, lt_gemm_bf16_act, or elsewhere), for the
+// fused product. xb (or NULL, only with down_h16): x in bf16 rows, read instead of x.
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
-                             const float *x, const float *xa, int N, float *drop, float *dxa, int dy_ready,
+                             const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
                              const uint16_t *xb) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
@@ -291,7 +291,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
     lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, NULL};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
-    lt_gemm_bf16_ex(&o, 1, dy_ready ? NULL : dy, N, p->out, acc, 1, &m->ws.gemm);
+    if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
+      lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
     if (xb) lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
     else lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
@@ -310,8 +311,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 }
 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
-                          const float *xa, int N, float *drop, float *dxa, int dy_ready, const uint16_t *xb) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dy_ready, xb);
+                          const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb) {
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -398,18 +399,23 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
     if (pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->h, (int64_t)N * F);
   }
-  proj_backward(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, 0, hb);
-  // ... and the SwiGLU backward dg's copy into the gate product's input rows
+  proj_backward(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb);
+  // ... and the SwiGLU backward dg's copy into the gate product's input rows, du's into h's storage (free now) for
+  // the up product when its fused LoRA path will read it
   uint16_t *dgb = a->g16 && F % 32 == 0 ? lt_gemm_bf16_act(&ws->gemm, N, F) : NULL;
-  if (a->g16) lt_swiglu_backward_b(ws->dg, dgb, ws->du, ws->dh, a->g16, a->u16, N * F);
+  const lt_linear *pu = &L->proj[LT_UP];
+  uint16_t *dub = dgb && pu->lora && !lt_lora_has_dropout(m) && mm_bf16(pu->w, &ws->gemm) && epi_ok(m, &ws->gemm, N)
+                      ? (uint16_t *)ws->h
+                      : NULL;
+  if (a->g16) lt_swiglu_backward_b2(ws->dg, dgb, ws->du, dub, ws->dh, a->g16, a->u16, N * F);
   else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
-  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa,
-                dgb != NULL, NULL);
-  proj_backward(m, l, &L->proj[LT_UP], ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, 0, NULL);
+  proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
+                NULL);
+  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, NULL);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, 0, NULL);
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -432,9 +438,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, 0, NULL);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, 0, NULL);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, 0, NULL);
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, NULL);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, NULL);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, NULL);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 
