@@ -70,9 +70,10 @@ void lt_swiglu_forward_b(float *h, const uint16_t *g16, const uint16_t *u16, int
 void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uint16_t *u16, int n);
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
                           const uint16_t *u16, int n);
-// The same, and dub (optional) = du in bf16, rounded as dgb
-void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, const float *dh, const uint16_t *g16,
-                           const uint16_t *u16, int n);
+// The same, and dub (optional) = du in bf16, rounded as dgb; dh16 (optional): dh in bf16, read instead of dh (dh is
+// then scratch for its widening when the fast path is not available)
+void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, float *dh, const uint16_t *dh16,
+                           const uint16_t *g16, const uint16_t *u16, int n);
 
 // ---- causal self-attention for one sequence, grouped-query ----
 // q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.

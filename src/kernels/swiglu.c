@@ -143,13 +143,15 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb(float *dg, uint16_t *dgb, float *d
 }
 
 // the same, and dub = du rounded likewise
+// (dh from f32, or from bf16 dh16 when given)
 TARGET_BF16_SW static void swiglu_bwd16_b_dgb_dub(float *dg, uint16_t *dgb, float *du, uint16_t *dub, const float *dh,
-                                                 const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+                                                 const uint16_t *dh16, const uint16_t *g16, const uint16_t *u16,
+                                                 int i0, int i1) {
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
     __m512 uv = _mm512_setzero_ps();
-    __m512 gv = swiglu_bwd_one2(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i),
-                                _mm512_maskz_loadu_ps(k, dh + i), &uv);
+    __m512 d = dh16 ? load_b16(k, dh16 + i) : _mm512_maskz_loadu_ps(k, dh + i);
+    __m512 gv = swiglu_bwd_one2(dg + i, du + i, k, 0, load_b16(k, g16 + i), load_b16(k, u16 + i), d, &uv);
     _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
     _mm256_mask_storeu_epi16(dub + i, k, (__m256i)_mm512_cvtneps_pbh(uv));
   }
@@ -245,13 +247,16 @@ void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uin
   if (hb && h) lt_f32_to_bf16_n(hb, h, n);
 }
 
-void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, const float *dh, const uint16_t *g16,
-                           const uint16_t *u16, int n) {
+void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, float *dh, const uint16_t *dh16,
+                           const uint16_t *g16, const uint16_t *u16, int n) {
   if (dgb && dub && lt_cpu_has_avx512bf16()) {
 #pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
-      swiglu_bwd16_b_dgb_dub(dg, dgb, du, dub, dh, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+      swiglu_bwd16_b_dgb_dub(dg, dgb, du, dub, dh, dh16, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
+  }
+  if (dh16) {  // widened into dh first (the fallback's f32 input)
+    for (int i = 0; i < n; i++) dh[i] = lt_bf16_to_f32(dh16[i]);
   }
   lt_swiglu_backward_b(dg, dgb, du, dh, g16, u16, n);
   if (dub) lt_f32_to_bf16_n(dub, du, n);

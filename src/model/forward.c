@@ -280,16 +280,17 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
 // dyb (or NULL): dy's bf16 rows, already made (in the GEMM's input rows, lt_gemm_bf16_act, or elsewhere), for the
-// fused product. xb (or NULL, only with down_h16): x in bf16 rows, read instead of x.
+// fused product. xb (or NULL, only with down_h16): x in bf16 rows, read instead of x. dx16 (or NULL, only with
+// down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch).
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
                              const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
-                             const uint16_t *xb) {
+                             const uint16_t *xb, uint16_t *dx16) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
     lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
-    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, NULL};
+    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, acc ? NULL : dx16};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
       lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
@@ -312,7 +313,7 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
                           const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb);
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -399,7 +400,11 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
     if (pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->h, (int64_t)N * F);
   }
-  proj_backward(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb);
+  // ... and its input gradient dh: in bf16 (as autocast's) when h is, into the second half of h's storage
+  uint16_t *dh16 = hb ? hb + (int64_t)N * F : NULL;
+  proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb, dh16);
+  if (pd->w->g || (pd->b && pd->b->g)) weight_grads(m, pd, dx, ws->h, N);  // (f32 h: down_h16 excludes this)
+  if (!h16 && pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->dh, (int64_t)N * F);
   // ... and the SwiGLU backward dg's copy into the gate product's input rows, du's into h's storage (free now) for
   // the up product when its fused LoRA path will read it
   uint16_t *dgb = a->g16 && F % 32 == 0 ? lt_gemm_bf16_act(&ws->gemm, N, F) : NULL;
@@ -407,7 +412,7 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   uint16_t *dub = dgb && pu->lora && !lt_lora_has_dropout(m) && mm_bf16(pu->w, &ws->gemm) && epi_ok(m, &ws->gemm, N)
                       ? (uint16_t *)ws->h
                       : NULL;
-  if (a->g16) lt_swiglu_backward_b2(ws->dg, dgb, ws->du, dub, ws->dh, a->g16, a->u16, N * F);
+  if (a->g16) lt_swiglu_backward_b2(ws->dg, dgb, ws->du, dub, ws->dh, dh16, a->g16, a->u16, N * F);
   else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
                 NULL);
