@@ -29,6 +29,10 @@ void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *
 // gA (r,in) += dxa^T x alone (the input gradient then rides in the GEMM's epilogue)
 void lt_lora_xa_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r);
 void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, int in, int r);
+// lt_lora_up_backward with dy given in bf16 rows (N, out), widened exactly (the AVX-512 path gives the bits
+// lt_lora_up_backward gives on the widened values)
+void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const float *xa, const float *B, float s,
+                             int N, int out, int r);
 
 // ---- embedding ----
 // ids (N), wte (V,C) -> out (N,C)
@@ -71,7 +75,8 @@ void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uin
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,
                           const uint16_t *u16, int n);
 // The same, and dub (optional) = du in bf16, rounded as dgb; dh16 (optional): dh in bf16, read instead of dh (dh is
-// then scratch for its widening when the fast path is not available)
+// then scratch for its widening when the fast path is not available). dg and du may both be NULL (only the bf16
+// copies wanted) when dgb and dub are given and the CPU has AVX512-BF16.
 void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, float *dh, const uint16_t *dh16,
                            const uint16_t *g16, const uint16_t *u16, int n);
 

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "kernels/kernels.h"
+#include "kernels/simd.h"
 #include "kernels/vexp.h"
 
 static inline LT_TARGET_AVX512 __mmask16 tail16(int n) {
@@ -308,6 +309,111 @@ void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, dxa, r, A, in, accumulate ? 1.0f : 0.0f,
                   dx, in);
   }
+}
+
+// ---- the up projection's backward with dy given in bf16 rows (dyb, N x out) ----
+// gB (out,r) += s dyb^T xa: vectors along out (16 columns of dy widened per row), one sum per rank q of the chunk,
+// rows in order from 0, then a 16 x 16 transpose into gB's rows: each sum takes the products gradT_avx512 takes
+// on the widened values, in the same order, so the bits are the same.
+LORA_STEP gb16_rows(__m512 acc[16], const uint16_t *dyb, const float *xa, int N, int out, int r, int j0, int q0,
+                    __mmask16 jm, int qn) {
+  for (int n = 0; n < N; n++) {
+    __m512 d = row_load(dyb, (int64_t)n * out + j0, jm, 1);
+    const float *xr = xa + (int64_t)n * r + q0;
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+      if (q < qn) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(xr[q]), d, acc[q]);
+  }
+}
+
+LT_TARGET_AVX512 static void gradB_avx512_b16(float *gB, const uint16_t *dyb, const float *xa, float s, int N,
+                                              int out, int r) {
+  int nj = (out + 15) / 16;
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * out * r > (1 << 18))
+  for (int t = 0; t < nj; t++) {
+    int j0 = 16 * t, jn = LT_MIN(16, out - j0);
+    __mmask16 jm = tail16(jn);
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      int qn = LT_MIN(16, r - q0);
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+      if (qn == 16) gb16_rows(acc, dyb, xa, N, out, r, j0, q0, jm, 16);
+      else gb16_rows(acc, dyb, xa, N, out, r, j0, q0, jm, qn);
+      __m512i tr[16];
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) tr[q] = _mm512_castps_si512(acc[q]);
+      lt_transpose16x16(tr);  // tr[jj]: column j0 + jj's sums over q
+      __mmask16 qm = tail16(qn);
+      for (int jj = 0; jj < jn; jj++) {
+        float *g = gB + (int64_t)(j0 + jj) * r + q0;
+        _mm512_mask_storeu_ps(g, qm, _mm512_fmadd_ps(_mm512_castsi512_ps(tr[jj]), _mm512_set1_ps(s),
+                                                      _mm512_maskz_loadu_ps(qm, g)));
+      }
+    }
+  }
+}
+
+// dxa (N,r) = s dyb B: dxa_avx512's loop on chunks of DXA_CHUNK columns of 8 rows widened into a stack buffer (the
+// same sums in the same order)
+#define DXA_CHUNK 256
+LT_TARGET_AVX512 static void dxa_avx512_b16(float *dxa, const uint16_t *dyb, const float *B, float s, int N, int out,
+                                            int r) {
+  int nb = (N + 7) / 8;
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * out * r > (1 << 18))
+  for (int b = 0; b < nb; b++) {
+    int n0 = 8 * b, nn = LT_MIN(8, N - n0);
+    float buf[8][DXA_CHUNK];
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      __mmask16 qm = tail16(r - q0);
+      __m512 acc[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
+      for (int c0 = 0; c0 < out; c0 += DXA_CHUNK) {
+        int cn = LT_MIN(DXA_CHUNK, out - c0);
+        for (int i = 0; i < 8; i++) {
+          const uint16_t *src = dyb + (int64_t)(n0 + (i < nn ? i : 0)) * out + c0;
+          for (int c = 0; c < cn; c += 16) _mm512_storeu_ps(buf[i] + c, row_load(src, c, tail16(cn - c), 1));
+        }
+        for (int j = 0; j < cn; j++) {
+          __m512 w = _mm512_maskz_loadu_ps(qm, B + (int64_t)(c0 + j) * r + q0);
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(buf[i][j]), w, acc[i]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) {
+        if (i >= nn) break;
+        _mm512_mask_storeu_ps(dxa + (int64_t)(n0 + i) * r + q0, qm, _mm512_mul_ps(acc[i], _mm512_set1_ps(s)));
+      }
+    }
+  }
+}
+
+void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const float *xa, const float *B, float s,
+                             int N, int out, int r) {
+  if (N <= 0 || r <= 0) return;
+  if (out <= 0) {
+    memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
+    return;
+  }
+  if (lt_cpu_has_avx512()) {
+    gradB_avx512_b16(gB, dyb, xa, s, N, out, r);
+    dxa_avx512_b16(dxa, dyb, B, s, N, out, r);
+    return;
+  }
+  for (int j = 0; j < out; j++)
+    for (int q = 0; q < r; q++) {
+      float acc = 0.0f;
+      for (int n = 0; n < N; n++) acc = fmaf(lt_bf16_to_f32(dyb[(int64_t)n * out + j]), xa[(int64_t)n * r + q], acc);
+      gB[(int64_t)j * r + q] = fmaf(acc, s, gB[(int64_t)j * r + q]);
+    }
+  for (int n = 0; n < N; n++)
+    for (int q = 0; q < r; q++) {
+      float acc = 0.0f;
+      for (int j = 0; j < out; j++) acc = fmaf(lt_bf16_to_f32(dyb[(int64_t)n * out + j]), B[(int64_t)j * r + q], acc);
+      dxa[(int64_t)n * r + q] = acc * s;
+    }
 }
 
 void lt_lora_xa_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r) {

@@ -157,6 +157,24 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb_dub(float *dg, uint16_t *dgb, floa
   }
 }
 
+// dgb, dub alone (no f32 dg, du): the values swiglu_bwd16_b_dgb_dub rounds
+TARGET_BF16_SW static void swiglu_bwd16_b16only(uint16_t *dgb, uint16_t *dub, const float *dh, const uint16_t *dh16,
+                                               const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = i0; i < i1; i += 16) {
+    __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
+    __m512 x = load_b16(k, g16 + i), v = load_b16(k, u16 + i);
+    __m512 d = dh16 ? load_b16(k, dh16 + i) : _mm512_maskz_loadu_ps(k, dh + i);
+    __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+    __m512 sig = _mm512_div_ps(one, den);
+    __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+    __m512 gv = _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_setzero_ps());
+    __m512 uv = _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_setzero_ps());
+    _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
+    _mm256_mask_storeu_epi16(dub + i, k, (__m256i)_mm512_cvtneps_pbh(uv));
+  }
+}
+
 #define SWIGLU_BLOCK 4096
 
 // g (n), u (n) -> h (n)
@@ -249,6 +267,12 @@ void lt_swiglu_forward_bh(float *h, uint16_t *hb, const uint16_t *g16, const uin
 
 void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, float *dh, const uint16_t *dh16,
                            const uint16_t *g16, const uint16_t *u16, int n) {
+  if (dgb && dub && !dg && !du && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
+    for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+      swiglu_bwd16_b16only(dgb, dub, dh, dh16, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+    return;
+  }
   if (dgb && dub && lt_cpu_has_avx512bf16()) {
 #pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)

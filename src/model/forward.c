@@ -289,7 +289,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
-    lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
+    if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);
+    else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, acc ? NULL : dx16};
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
@@ -412,8 +413,20 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   uint16_t *dub = dgb && pu->lora && !lt_lora_has_dropout(m) && mm_bf16(pu->w, &ws->gemm) && epi_ok(m, &ws->gemm, N)
                       ? (uint16_t *)ws->h
                       : NULL;
-  if (a->g16) lt_swiglu_backward_b2(ws->dg, dgb, ws->du, dub, ws->dh, dh16, a->g16, a->u16, N * F);
+  // Under bf16 training the gate and up LoRA terms read dg, du rounded to bf16 (autocast's gradients of bf16
+  // outputs): from dgb, dub on the fused path, which then needs no f32 copies at all; else rounded in place.
+  const lt_linear *pg = &L->proj[LT_GATE];
+  int lora16 = a->g16 && !lt_lora_has_dropout(m);
+  int only16 = dgb && dub && lora16 && pg->lora && mm_bf16(pg->w, &ws->gemm) && !pg->w->g && !(pg->b && pg->b->g) &&
+               !pu->w->g && !(pu->b && pu->b->g);
+  if (a->g16)
+    lt_swiglu_backward_b2(only16 ? NULL : ws->dg, dgb, only16 ? NULL : ws->du, dub, ws->dh, dh16, a->g16, a->u16,
+                          N * F);
   else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
+  if (lora16 && !only16 && (pg->lora || pu->lora)) {
+    lt_round_bf16(ws->dg, (int64_t)N * F);
+    lt_round_bf16(ws->du, (int64_t)N * F);
+  }
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
                 NULL);
   proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, NULL);

@@ -154,6 +154,24 @@ static void check_shape(int N, int in, int out, int r, int acc) {
   for (int64_t i = 0; i < (int64_t)r * in; i++) e16 = fmax(e16, fabs(gA16[i] - ob.gA[i]) / (fabs(ob.gA[i]) + 1.0));
   for (int64_t i = 0; i < (int64_t)N * r; i++) e16 = fmax(e16, fabs(xa16[i] - ob.xa[i]) / (fabs(ob.xa[i]) + 1.0));
   CHECK_MSG(e16 < 1e-4, "N=%d in=%d r=%d: bf16-input xa / gA off by %g", N, in, r, e16);
+  // dy given in bf16 (the gate and up projections' gradients under bf16 compute): the same bits again
+  uint16_t *dyb = malloc(sizeof(uint16_t) * (size_t)(N * out > 0 ? N * out : 1));
+  for (int64_t i = 0; i < (int64_t)N * out; i++) dy[i] = lt_bf16_to_f32(dyb[i] = lt_f32_to_bf16(dy[i]));
+  outs od = run_all(x, A, B, dy, v, s, N, in, out, r, acc);
+  float *gB16 = malloc(sizeof(float) * (size_t)out * r), *dxa16 = malloc(sizeof(float) * (size_t)N * r);
+  for (int64_t i = 0; i < (int64_t)out * r; i++) gB16[i] = 0.5f;
+  lt_lora_up_backward_b16(gB16, dxa16, dyb, v, B, s, N, out, r);
+  CHECK_MSG(getenv("LMTUNE_NO_AVX512") || (!memcmp(gB16, od.gB, sizeof(float) * (size_t)out * r) &&
+                                            !memcmp(dxa16, od.dxa, sizeof(float) * (size_t)N * r)),
+            "N=%d out=%d r=%d: bf16-input gB / dxa differ from the f32 kernels on the widened rows", N, out, r);
+  double e17 = 0;
+  for (int64_t i = 0; i < (int64_t)out * r; i++) e17 = fmax(e17, fabs(gB16[i] - od.gB[i]) / (fabs(od.gB[i]) + 1.0));
+  for (int64_t i = 0; i < (int64_t)N * r; i++) e17 = fmax(e17, fabs(dxa16[i] - od.dxa[i]) / (fabs(od.dxa[i]) + 1.0));
+  CHECK_MSG(e17 < 1e-4, "N=%d out=%d r=%d: bf16-input gB / dxa off by %g", N, out, r, e17);
+  free_outs(&od);
+  free(dyb);
+  free(gB16);
+  free(dxa16);
   free_outs(&ob);
   free(xb);
   free(xa16);
