@@ -54,6 +54,10 @@ typedef struct lt_gemm_nt_out {
   const uint32_t *pkt;      // NT only, when pk is NULL: w's NN pre-packed copy (lt_bf16_prepack(pkt, w, K, N, 1));
                             // the NT panels are built from it instead of from w (which may then be paged out)
 } lt_gemm_nt_out;
+// 1 when a product of M rows and reduction K on scratch s with an epilogue's y16 writes y16 alone and never
+// touches y (the AVX512-BF16 kernel path, more than 4 rows, K within one reduction block), so y16 may share y's
+// storage
+int lt_gemm_bf16_y16_only(const lt_gemm_scratch *s, int M, int K);
 // Several products of one x (e.g. the q, k, v projections): y_i (M, N_i) (+)= x (M,K) @ w_i^T with w_i (N_i, K)
 // bf16 (nn = 0) or x @ w_i with w_i (K, N_i) (nn = 1), each with its optional pre-packed weight and epilogue; x is
 // converted once and the column panels of all outputs share one parallel loop.

@@ -503,6 +503,11 @@ void lt_gemm_bf16_ex(const lt_gemm_nt_out *o, int n, const float *x, int M, int 
     gemm_multi(o + i, LT_MIN(LT_GEMM_MULTI_MAX, n - i), x, NULL, M, K, accumulate, s, nn);
 }
 
+int lt_gemm_bf16_y16_only(const lt_gemm_scratch *s, int M, int K) {
+  return s && s->buf && lt_cpu_has_avx512bf16() && M > GEMV_MAX_M && K > 0 && K <= KC &&
+         (int64_t)M * 2 * ((K + 1) / 2) <= s->max_mk;
+}
+
 int lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint32_t *act, int M, int K, int accumulate, int nn,
                         const lt_gemm_scratch *s) {
   if (!act || !lt_cpu_has_avx512bf16() || (int64_t)M * 2 * ((K + 1) / 2) > s->max_mk) return 0;

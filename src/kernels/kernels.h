@@ -114,8 +114,10 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
 // dx (N,C) += scale * dlogits w and dw (V,C) += scale * dlogits^T x. scratch: chunk * V floats.
 double lt_lmhead_ce(float *dx, float *dw, const float *x, const float *w, const int32_t *targets, int N, int C, int V,
                     float scale, float *scratch, int chunk);
-// The same with the LM head's products in bf16 (wbf: its bf16 values) through the bf16 GEMM; dw, when given, is
-// still computed in f32 from x and the f32 dlogits. wpk: NULL, or {NT, NN} pre-packed forms of wbf (either NULL).
+// The same with the LM head's products in bf16 (wbf: its bf16 values) through the bf16 GEMM, and the loss on the
+// logits rounded to bf16 (autocast's bf16 LM head output, widened by the loss): with dL/dx alone, or no gradient,
+// the product writes them in bf16 alone; otherwise they are rounded as read, the same values. wpk: NULL, or
+// {NT, NN} pre-packed forms of wbf (either NULL).
 double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, const uint16_t *wbf,
                        const uint32_t *const *wpk, const lt_gemm_scratch *gs, const int32_t *targets, int N, int C, int V, float scale,
                        float *scratch, int chunk);
