@@ -43,6 +43,10 @@ void lt_embedding_backward(float *dwte, const float *dout, const int32_t *ids, i
 // ---- RMSNorm (as transformers LlamaRMSNorm: y = w * (x * rsqrt(mean(x^2) + eps))) ----
 // x (N,C), w (C) -> y (N,C), rstd (N)
 void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps);
+// The same with y also (or only: y NULL) in bf16 rows yb (2 * ceil(C/2) values per row), rounded as the bf16 GEMM's
+// input conversion rounds: the next product's input rows. AVX512-BF16 only.
+void lt_rmsnorm_forward_b16(float *y, uint16_t *yb, float *rstd, const float *x, const float *w, int N, int C,
+                            float eps);
 // dy (N,C) -> dx (N,C) +=, dw (C) +=
 void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd, int N,
                          int C);

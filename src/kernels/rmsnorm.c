@@ -2,6 +2,7 @@
 // The row sums run in 8 double lanes (lane k takes the elements c = k mod 8, then a fixed tree adds the lanes), the
 // same order in the AVX-512 and the portable code, so both give the same bits whatever the thread count.
 #include <math.h>
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/vexp.h"
 
@@ -49,6 +50,31 @@ void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, i
     float var = (float)(rowsum(xr, NULL, NULL, C, avx) / C);
     float r = 1.0f / sqrtf(var + eps);  // torch.rsqrt on CPU is 1/sqrt
     for (int c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * r);
+    if (rstd) rstd[n] = r;
+  }
+}
+
+// The same, y's values also (or only, y NULL) rounded to bf16 into yb: rows of 2 * ceil(C/2) values (an odd C's last
+// padded with 0), rounded as the bf16 GEMM's input conversion rounds (lt_f32_to_bf16_st): the GEMM's input rows
+// for y. AVX512-BF16 only.
+#define RMS_CHUNK 512
+void lt_rmsnorm_forward_b16(float *y, uint16_t *yb, float *rstd, const float *x, const float *w, int N, int C,
+                            float eps) {
+  int avx = lt_cpu_has_avx512();
+  int64_t ldb = 2 * (int64_t)((C + 1) / 2);
+#pragma omp parallel for schedule(dynamic, 8) if ((int64_t)N * C > LT_RMS_PAR)
+  for (int n = 0; n < N; n++) {
+    const float *xr = x + (int64_t)n * C;
+    float var = (float)(rowsum(xr, NULL, NULL, C, avx) / C);
+    float r = 1.0f / sqrtf(var + eps);
+    float buf[RMS_CHUNK];
+    for (int c0 = 0; c0 < C; c0 += RMS_CHUNK) {  // chunks of 512 (a multiple of 32): the same rounding per block
+      int cn = C - c0 < RMS_CHUNK ? C - c0 : RMS_CHUNK;
+      float *yr = y ? y + (int64_t)n * C + c0 : buf;
+      for (int c = 0; c < cn; c++) yr[c] = w[c0 + c] * (xr[c0 + c] * r);
+      lt_f32_to_bf16_st(yb + n * ldb + c0, yr, cn);
+    }
+    if (C & 1) yb[n * ldb + C] = 0;
     if (rstd) rstd[n] = r;
   }
 }

@@ -265,6 +265,40 @@ static int down_h16(lt_model *m, const lt_layer_acts *a, const lt_linear *p, con
   return down_h16_sem(m, a, p, train) && epi_ok(m, gs, N) && mm_bf16(p->w, gs);
 }
 
+// The same for the projections reading a norm's output xn (q, k, v; gate, up): under bf16 compute their LoRA terms
+// read xn rounded to bf16 unless a LoRA dropout mask applies (xn16_sem). The fast form (xn16_fast) keeps only the
+// GEMM's bf16 input rows in the forward (the group's products run fused, with the epilogue) and a bf16 recompute
+// in the backward (when no base weight or bias of the group trains); otherwise xn is rounded in f32 storage.
+static int xn16_sem(lt_model *m, const lt_linear *const *p, int n, int train) {
+  int lora = 0;
+  for (int i = 0; i < n; i++) lora = lora || p[i]->lora;
+  return lora && m->compute == LT_COMPUTE_BF16 && (!train || !lt_lora_has_dropout(m));
+}
+static int xn16_fast(lt_model *m, const lt_linear *const *p, int n, const lt_gemm_scratch *gs, int N, int train,
+                     int backward) {
+  if (!xn16_sem(m, p, n, train) || !epi_ok(m, gs, N) || n > 3 || p[0]->in % 2 || !lt_gemm_bf16_act(gs, N, p[0]->in))
+    return 0;
+  for (int i = 0; i < n; i++)
+    if (!mm_bf16(p[i]->w, gs) || p[i]->in != p[0]->in || (backward && (p[i]->w->g || (p[i]->b && p[i]->b->g))))
+      return 0;
+  return 1;
+}
+
+// xn (N, in) = RMSNorm(x) for the group p (see xn16_fast): in bf16 rows alone into xb when fast (returned), else in
+// f32 into xn (rounded to bf16 values under xn16_sem); NULL then
+static uint16_t *norm_for(lt_model *m, const lt_linear *const *p, int n, float *xn, uint16_t *xb, float *rstd,
+                          const float *x, const lt_param *w, int N, const lt_gemm_scratch *gs, int train,
+                          int backward) {
+  int C = m->cfg.hidden;
+  if (xn16_fast(m, p, n, gs, N, train, backward)) {
+    lt_rmsnorm_forward_b16(NULL, xb, rstd, x, w->w, N, C, m->cfg.rms_eps);
+    return xb;
+  }
+  lt_rmsnorm_forward(xn, rstd, x, w->w, N, C, m->cfg.rms_eps);
+  if (xn16_sem(m, p, n, train)) lt_round_bf16(xn, (int64_t)N * C);
+  return NULL;
+}
+
 // Full fine-tuning's dW, db += for dy (N,out), x (N,in). Under bf16 compute the weight gradient comes from bf16
 // products (x's copy in the LM head's scratch, free during the layers' backward), as autocast's; otherwise sgemm.
 // Runs after the projection's input-gradient product: it takes the GEMM's input rows.
@@ -303,7 +337,9 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
   lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
-  if (!dx || xd == x) {
+  if (xb && !dx) {  // (xb comes only with the fused path, which takes every case with dx)
+    lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+  } else if (!dx || xd == x) {
     lt_lora_down_backward(a->gA, dx, dxa, xd, a->A, N, a->in, a->r, 1);
   } else {  // through the dropout mask: the same mask and 1/(1-p) applied to the incoming gradient
     lt_lora_down_backward(a->gA, drop, dxa, xd, a->A, N, a->in, a->r, 0);
@@ -328,13 +364,13 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D;
   float *kdst = a->k + (int64_t)p0 * KVD, *vdst = a->v + (int64_t)p0 * KVD;
   int g16_direct = 0;
-  // attention block
-  lt_rmsnorm_forward(xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
+  // attention block (the norm's output straight into the products' bf16 input rows when xn16_fast)
   {
     const lt_linear *p[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
     float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
     float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
-    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, 0, NULL, NULL);
+    uint16_t *xb = norm_for(m, p, 3, xn, lt_gemm_bf16_act(gs, N, C), a->rstd1, a->x_in, L->ln1, N, gs, train, 0);
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, xb != NULL, NULL, xb);
   }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
@@ -355,15 +391,15 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
-  lt_rmsnorm_forward(xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
   {
     const lt_linear *p[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
     float *y[2] = {a->g, a->u};
     float *xa[2] = {a->xa[LT_GATE], a->xa[LT_UP]};
     uint16_t *y16[2] = {a->g16, a->u16};
+    uint16_t *xb = norm_for(m, p, 2, xn, lt_gemm_bf16_act(gs, N, C), a->rstd2, a->x_mid, L->ln2, N, gs, train, 0);
     // under bf16 training with the fused epilogue the products write gate and up in bf16 themselves
     g16_direct = a->g16 && epi_ok(m, gs, N) && mm_bf16(p[0]->w, gs) && mm_bf16(p[1]->w, gs) && p[0]->in == p[1]->in;
-    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, 0, g16_direct ? y16 : NULL, NULL);
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, xb != NULL, g16_direct ? y16 : NULL, xb);
   }
   // under bf16 training SwiGLU also writes h's bf16 copy straight into the down product's input rows
   uint16_t *hb = a->g16 && c->ffn % 32 == 0 ? lt_gemm_bf16_act(gs, N, c->ffn) : NULL;
@@ -390,8 +426,10 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D,
       F = c->ffn;
   float *dx = ws->dx;
-  // MLP block: recompute xn2 and h (for the down projection's LoRA or weight gradients; in bf16 when down_h16)
-  lt_rmsnorm_forward(ws->xn, a->rstd2, a->x_mid, L->ln2->w, N, C, c->rms_eps);
+  // MLP block: recompute xn2 (bf16 rows in xn's storage when xn16_fast) and h (for the down projection's LoRA or
+  // weight gradients; in bf16 when down_h16)
+  const lt_linear *pgu[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
+  const uint16_t *xnb2 = norm_for(m, pgu, 2, ws->xn, (uint16_t *)ws->xn, a->rstd2, a->x_mid, L->ln2, N, &ws->gemm, 1, 1);
   const lt_linear *pd = &L->proj[LT_DOWN];
   int h16 = pd->lora && down_h16(m, a, pd, &ws->gemm, N, 1);
   uint16_t *hb = h16 ? (uint16_t *)ws->h : NULL;  // (N, F) bf16 rows in h's storage
@@ -428,11 +466,12 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     lt_round_bf16(ws->du, (int64_t)N * F);
   }
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
-                NULL);
-  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, NULL);
+                xnb2);
+  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, xnb2);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
-  lt_rmsnorm_forward(ws->xn, a->rstd1, a->x_in, L->ln1->w, N, C, c->rms_eps);
+  const lt_linear *pqkv[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
+  const uint16_t *xnb1 = norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
   proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
@@ -456,9 +495,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, NULL);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, NULL);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, NULL);
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 
