@@ -280,6 +280,7 @@ void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, f
     return;
   }
   if (dh16) {  // widened into dh first (the fallback's f32 input)
+#pragma omp parallel for schedule(dynamic, 8192) if (n > LT_SWIGLU_PAR)
     for (int i = 0; i < n; i++) dh[i] = lt_bf16_to_f32(dh16[i]);
   }
   lt_swiglu_backward_b(dg, dgb, du, dh, g16, u16, n);

@@ -214,7 +214,7 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // x_ready: x's bf16 copy is already in the GEMM's input rows (lt_gemm_bf16_act), used when the products run there.
 // y16 (or NULL): with the epilogue in use, output i goes to y16[i] in bf16 instead of y[i] (see lt_gemm_epi); the
 // caller checks epi_ok first. xb (or NULL): x in bf16 rows, for the LoRA terms instead of x (x is then not read:
-// the caller checks down_h16 first).
+// the caller checks down_h16 or xn16_fast first).
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train,
                            int x_ready, uint16_t *const *y16, const uint16_t *xb) {
@@ -314,8 +314,8 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // dy (N,out) -> dx (N,in) += (= when !acc), dW/db += (full), gA/gB += (LoRA). dxa: (N,r) scratch; drop: (N,in)
 // scratch.
 // dyb (or NULL): dy's bf16 rows, already made (in the GEMM's input rows, lt_gemm_bf16_act, or elsewhere), for the
-// fused product. xb (or NULL, only with down_h16): x in bf16 rows, read instead of x. dx16 (or NULL, only with
-// down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch).
+// fused product. xb (or NULL, only with down_h16 or xn16_fast): x in bf16 rows, read instead of x. dx16 (or NULL,
+// only with down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch).
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
                              const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
                              const uint16_t *xb, uint16_t *dx16) {
@@ -429,7 +429,8 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   // MLP block: recompute xn2 (bf16 rows in xn's storage when xn16_fast) and h (for the down projection's LoRA or
   // weight gradients; in bf16 when down_h16)
   const lt_linear *pgu[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
-  const uint16_t *xnb2 = norm_for(m, pgu, 2, ws->xn, (uint16_t *)ws->xn, a->rstd2, a->x_mid, L->ln2, N, &ws->gemm, 1, 1);
+  const uint16_t *xnb2 =
+      norm_for(m, pgu, 2, ws->xn, (uint16_t *)ws->xn, a->rstd2, a->x_mid, L->ln2, N, &ws->gemm, 1, 1);
   const lt_linear *pd = &L->proj[LT_DOWN];
   int h16 = pd->lora && down_h16(m, a, pd, &ws->gemm, N, 1);
   uint16_t *hb = h16 ? (uint16_t *)ws->h : NULL;  // (N, F) bf16 rows in h's storage
@@ -471,7 +472,8 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   const lt_linear *pqkv[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
-  const uint16_t *xnb1 = norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
+  const uint16_t *xnb1 =
+      norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
   proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
