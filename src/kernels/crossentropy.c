@@ -13,34 +13,17 @@
 
 static inline int ce_valid(int32_t t, int V) { return t >= 0 && t < V; }
 
-// AVX-512: the same statistics, 16 lanes at a time, the exp sums accumulated in double
-LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, double *sum) {
-  __m512 vm = _mm512_set1_ps(-INFINITY);
-  int i = 0;
-  for (; i + 16 <= V; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
-  float m = _mm512_reduce_max_ps(vm);
-  for (int j = i; j < V; j++) m = x[j] > m ? x[j] : m;
-  __m512 bm = _mm512_set1_ps(m);
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-  for (i = 0; i + 16 <= V; i += 16) {
-    __m512 e = lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(x + i), bm));
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
-  }
-  double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-  for (int j = i; j < V; j++) s += expf(x[j] - m);
-  *mx = m, *sum = s;
-}
-
-// ---- rows of logits rounded to bf16 (bf16 compute: autocast's LM head gives bf16 logits and the loss widens them)
-// f32 rows are rounded as they are read (nearest even, NaN kept); bf16 rows (b16) are widened exactly. Both give
-// the same values, so the statistics and dlogits below agree to the bit between the two forms.
-static inline __attribute__((always_inline)) LT_TARGET_AVX512 __m512 ld_r16(const void *row, int i, __mmask16 k,
-                                                                            int b16) {
-  if (b16)
+// ---- row access: f32 logits as they are (kind 0), f32 logits rounded to bf16 as they are read (kind 1: nearest
+// even, NaN kept), or bf16 logits widened exactly (kind 2). Under bf16 compute the loss reads the logits rounded
+// (autocast's LM head gives bf16 logits and the loss widens them); kinds 1 and 2 give the same values, so the
+// statistics and dlogits below agree to the bit between the two forms.
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 __m512 ce_ld(const void *row, int i, __mmask16 k,
+                                                                           int kind) {
+  if (kind == 2)
     return _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, (const uint16_t *)row + i)), 16));
   __m512 x = _mm512_maskz_loadu_ps(k, (const float *)row + i);
+  if (kind == 0) return x;
   __m512i b = _mm512_castps_si512(x), lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
   __m512i r = _mm512_and_si512(_mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))),
                                _mm512_set1_epi32((int)0xffff0000u));
@@ -50,53 +33,52 @@ static inline __attribute__((always_inline)) LT_TARGET_AVX512 __m512 ld_r16(cons
   return _mm512_castsi512_ps(r);
 }
 
-static inline float r16_at(const void *row, int i, int b16) {
-  return b16 ? lt_bf16_to_f32(((const uint16_t *)row)[i]) : lt_bf16_to_f32(lt_f32_to_bf16(((const float *)row)[i]));
+static inline float ce_at(const void *row, int i, int kind) {
+  if (kind == 2) return lt_bf16_to_f32(((const uint16_t *)row)[i]);
+  float x = ((const float *)row)[i];
+  return kind ? lt_bf16_to_f32(lt_f32_to_bf16(x)) : x;
 }
 
-// ce_row_stats16 on the rounded row
-static inline __attribute__((always_inline)) LT_TARGET_AVX512 void stats_r16(const void *x, int V, float *mx,
-                                                                             double *sum, int b16) {
+// AVX-512: the row's max and sum of exp(x - max), 16 lanes at a time, the exp sums accumulated in double
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 void stats_body(const void *x, int V, float *mx,
+                                                                              double *sum, int kind) {
   __m512 vm = _mm512_set1_ps(-INFINITY);
   int i = 0;
-  for (; i + 16 <= V; i += 16) vm = _mm512_max_ps(vm, ld_r16(x, i, 0xffff, b16));
+  for (; i + 16 <= V; i += 16) vm = _mm512_max_ps(vm, ce_ld(x, i, 0xffff, kind));
   float m = _mm512_reduce_max_ps(vm);
-  for (int j = i; j < V; j++) m = r16_at(x, j, b16) > m ? r16_at(x, j, b16) : m;
+  for (int j = i; j < V; j++) m = ce_at(x, j, kind) > m ? ce_at(x, j, kind) : m;
   __m512 bm = _mm512_set1_ps(m);
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   for (i = 0; i + 16 <= V; i += 16) {
-    __m512 e = lt_exp512_nonpos(_mm512_sub_ps(ld_r16(x, i, 0xffff, b16), bm));
+    __m512 e = lt_exp512_nonpos(_mm512_sub_ps(ce_ld(x, i, 0xffff, kind), bm));
     s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
   }
   double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-  for (int j = i; j < V; j++) s += expf(r16_at(x, j, b16) - m);
+  for (int j = i; j < V; j++) s += expf(ce_at(x, j, kind) - m);
   *mx = m, *sum = s;
 }
+LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, double *sum) {
+  stats_body(x, V, mx, sum, 0);
+}
 LT_TARGET_AVX512 static void ce_row_stats16_r(const float *x, int V, float *mx, double *sum) {
-  stats_r16(x, V, mx, sum, 0);
+  stats_body(x, V, mx, sum, 1);
 }
 LT_TARGET_AVX512 static void ce_row_stats16_b(const uint16_t *x, int V, float *mx, double *sum) {
-  stats_r16(x, V, mx, sum, 1);
+  stats_body(x, V, mx, sum, 2);
 }
 
-// z (V) <- scale * exp(round(z) - m) / s in place (ce_row_softmax16 on the rounded row)
-LT_TARGET_AVX512 static void ce_row_softmax16_r(float *z, int V, float m, float k) {
+// z (V) <- scale * exp(z - m) / s in place (the softmax row, scaled), z as it is (kind 0) or rounded (kind 1)
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 void softmax_body(float *z, int V, float m, float k,
+                                                                                int kind) {
   __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
   int i = 0;
   for (; i + 16 <= V; i += 16)
-    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(ld_r16(z, i, 0xffff, 0), bm)), bk));
-  for (; i < V; i++) z[i] = expf(r16_at(z, i, 0) - m) * k;
+    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(ce_ld(z, i, 0xffff, kind), bm)), bk));
+  for (; i < V; i++) z[i] = expf(ce_at(z, i, kind) - m) * k;
 }
-
-// z (V) <- scale * exp(z - m) / s (the softmax row, scaled)
-LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) {
-  __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
-  int i = 0;
-  for (; i + 16 <= V; i += 16)
-    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(_mm512_loadu_ps(z + i), bm)), bk));
-  for (; i < V; i++) z[i] = expf(z[i] - m) * k;
-}
+LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) { softmax_body(z, V, m, k, 0); }
+LT_TARGET_AVX512 static void ce_row_softmax16_r(float *z, int V, float m, float k) { softmax_body(z, V, m, k, 1); }
 
 #define TARGET_BF16_CE __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 // dst (V, bf16) <- the row ce_row_softmax16 makes, with scale taken off at the target t, rounded to bf16 as the
@@ -109,8 +91,7 @@ static inline __attribute__((always_inline)) TARGET_BF16_CE void dlogits_body(ui
   const __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k), bs = _mm512_set1_ps(scale);
   int i = 0;
   for (; i + 32 <= V; i += 32) {
-    __m512 za = kind ? ld_r16(z, i, 0xffff, kind == 2) : _mm512_loadu_ps((const float *)z + i);
-    __m512 zb = kind ? ld_r16(z, i + 16, 0xffff, kind == 2) : _mm512_loadu_ps((const float *)z + i + 16);
+    __m512 za = ce_ld(z, i, 0xffff, kind), zb = ce_ld(z, i + 16, 0xffff, kind);
     __m512 a = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(za, bm)), bk);
     __m512 b = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(zb, bm)), bk);
     if (t >= i && t < i + 16) a = _mm512_mask_sub_ps(a, (__mmask16)(1u << (t - i)), a, bs);
@@ -120,11 +101,11 @@ static inline __attribute__((always_inline)) TARGET_BF16_CE void dlogits_body(ui
   float tail[32];
   int n = V - i, j = 0;
   if (n >= 16) {  // one more whole vector in the f32 row
-    __m512 zv = kind ? ld_r16(z, i, 0xffff, kind == 2) : _mm512_loadu_ps((const float *)z + i);
+    __m512 zv = ce_ld(z, i, 0xffff, kind);
     _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(zv, bm)), bk));
     j = 16;
   }
-  for (; j < n; j++) tail[j] = expf((kind ? r16_at(z, i + j, kind == 2) : ((const float *)z)[i + j]) - m) * k;
+  for (; j < n; j++) tail[j] = expf(ce_at(z, i + j, kind) - m) * k;
   if (t >= i) tail[t - i] -= scale;
   for (j = 0; j < n; j++) dst[i + j] = lt_f32_to_bf16(tail[j]);
   if (V & 1) dst[V] = 0;
@@ -143,32 +124,19 @@ TARGET_BF16_CE static void ce_row_dlogits_bf16_b(uint16_t *dst, const uint16_t *
   dlogits_body(dst, z, V, m, k, t, scale, 2);
 }
 
-// max and sum(exp(x - max)) of one row (avx: lt_cpu_has_avx512(), read once by the caller)
-static void ce_row_stats(const float *x, int V, float *mx, double *sum, int avx) {
+// max and sum(exp(x - max)) of one f32 row as it is (kind 0) or rounded to bf16 (kind 1) (avx: lt_cpu_has_avx512(),
+// read once by the caller)
+static void ce_row_stats(const float *x, int V, float *mx, double *sum, int avx, int kind) {
   if (avx) {
-    ce_row_stats16(x, V, mx, sum);
+    if (kind) ce_row_stats16_r(x, V, mx, sum);
+    else ce_row_stats16(x, V, mx, sum);
     return;
   }
   float m = -INFINITY;
-  for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
+  for (int i = 0; i < V; i++) m = ce_at(x, i, kind) > m ? ce_at(x, i, kind) : m;
   double s = 0.0;
-  for (int i = 0; i < V; i++) s += expf(x[i] - m);
+  for (int i = 0; i < V; i++) s += expf(ce_at(x, i, kind) - m);
   *mx = m, *sum = s;
-}
-
-// ce_row_stats on the row rounded to bf16 (r16) or as it is
-static void ce_row_stats_any(const float *x, int V, float *mx, double *sum, int avx, int r16) {
-  if (!r16) {
-    ce_row_stats(x, V, mx, sum, avx);
-  } else if (avx) {
-    ce_row_stats16_r(x, V, mx, sum);
-  } else {
-    float m = -INFINITY;
-    for (int i = 0; i < V; i++) m = r16_at(x, i, 0) > m ? r16_at(x, i, 0) : m;
-    double s = 0.0;
-    for (int i = 0; i < V; i++) s += expf(r16_at(x, i, 0) - m);
-    *mx = m, *sum = s;
-  }
 }
 
 // logits (N,V), targets (N) -> losses (N) (0 where ignored); returns the number of valid rows
@@ -183,7 +151,7 @@ int lt_crossentropy_forward(float *losses, const float *logits, const int32_t *t
     const float *x = logits + (int64_t)n * V;
     float m;
     double s;
-    ce_row_stats(x, V, &m, &s, avx);
+    ce_row_stats(x, V, &m, &s, avx, 0);
     losses[n] = (float)(log(s) + (double)m - (double)x[targets[n]]);
     nvalid++;
   }
@@ -200,7 +168,7 @@ void lt_crossentropy_backward(float *dlogits, const float *logits, const int32_t
     float *d = dlogits + (int64_t)n * V;
     float m;
     double s;
-    ce_row_stats(x, V, &m, &s, avx);
+    ce_row_stats(x, V, &m, &s, avx, 0);
     float k = (float)(scale / s);
     for (int i = 0; i < V; i++) d[i] += expf(x[i] - m) * k;
     d[targets[n]] -= scale;
@@ -253,10 +221,10 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
           continue;
         }
         const uint16_t *zb = z16 ? z16 + (int64_t)r * V : NULL;
-        float m, zt = zb ? lt_bf16_to_f32(zb[t]) : r16 ? r16_at(z, t, 0) : z[t];
+        float m, zt = zb ? ce_at(zb, t, 2) : ce_at(z, t, r16);
         double s;
         if (zb) ce_row_stats16_b(zb, V, &m, &s);
-        else ce_row_stats_any(z, V, &m, &s, avx, r16);
+        else ce_row_stats(z, V, &m, &s, avx, r16);
         if (ab) {
           if (zb) ce_row_dlogits_bf16_b(ab + r * lda, zb, V, m, (float)(scale / s), t, scale);
           else if (r16) ce_row_dlogits_bf16_r(ab + r * lda, z, V, m, (float)(scale / s), t, scale);
@@ -268,7 +236,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
           } else if (avx) {
             ce_row_softmax16(z, V, m, k);
           } else {
-            for (int i = 0; i < V; i++) z[i] = expf((r16 ? r16_at(z, i, 0) : z[i]) - m) * k;
+            for (int i = 0; i < V; i++) z[i] = expf(ce_at(z, i, r16) - m) * k;
           }
           z[t] -= scale;
         }

@@ -89,18 +89,30 @@ TARGET_BF16_SW static void swiglu_fwd16_b_hb(float *h, uint16_t *hb, const uint1
 
 // one block of 16: x = g, v = u (only read when dg is wanted), d = dh; returns the dg values stored (0 without dg)
 // and, in *duv when given, the du values stored
+// the two gradients of one block at g = x, u = v, dh = d, with den = 1 + exp(-x): dg = d v sig (1 + x (1 - sig)),
+// du = d silu(x), each added to old
+static inline LT_TARGET_AVX512 __m512 swiglu_den16(__m512 x) {
+  return _mm512_add_ps(_mm512_set1_ps(1.0f), lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+}
+static inline LT_TARGET_AVX512 __m512 swiglu_dg16(__m512 x, __m512 v, __m512 d, __m512 den, __m512 old) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 sig = _mm512_div_ps(one, den);
+  __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+  return _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, old);
+}
+static inline LT_TARGET_AVX512 __m512 swiglu_du16(__m512 x, __m512 d, __m512 den, __m512 old) {
+  return _mm512_fmadd_ps(d, _mm512_div_ps(x, den), old);
+}
+
 static inline LT_TARGET_AVX512 __m512 swiglu_bwd_one2(float *dg, float *du, __mmask16 k, __mmask16 on, __m512 x,
                                                       __m512 v, __m512 d, __m512 *duv) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))), gv = _mm512_setzero_ps();
+  __m512 den = swiglu_den16(x), gv = _mm512_setzero_ps();
   if (dg) {
-    __m512 sig = _mm512_div_ps(one, den);
-    __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
-    gv = _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_maskz_loadu_ps(k & on, dg));
+    gv = swiglu_dg16(x, v, d, den, _mm512_maskz_loadu_ps(k & on, dg));
     _mm512_mask_storeu_ps(dg, k, gv);
   }
   if (du) {
-    __m512 uv = _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_maskz_loadu_ps(k & on, du));
+    __m512 uv = swiglu_du16(x, d, den, _mm512_maskz_loadu_ps(k & on, du));
     _mm512_mask_storeu_ps(du, k, uv);
     if (duv) *duv = uv;
   }
@@ -160,16 +172,12 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb_dub(float *dg, uint16_t *dgb, floa
 // dgb, dub alone (no f32 dg, du): the values swiglu_bwd16_b_dgb_dub rounds
 TARGET_BF16_SW static void swiglu_bwd16_b16only(uint16_t *dgb, uint16_t *dub, const float *dh, const uint16_t *dh16,
                                                const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
-  const __m512 one = _mm512_set1_ps(1.0f);
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
     __m512 x = load_b16(k, g16 + i), v = load_b16(k, u16 + i);
     __m512 d = dh16 ? load_b16(k, dh16 + i) : _mm512_maskz_loadu_ps(k, dh + i);
-    __m512 den = _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
-    __m512 sig = _mm512_div_ps(one, den);
-    __m512 t = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
-    __m512 gv = _mm512_fmadd_ps(_mm512_mul_ps(d, v), t, _mm512_setzero_ps());
-    __m512 uv = _mm512_fmadd_ps(d, _mm512_div_ps(x, den), _mm512_setzero_ps());
+    __m512 den = swiglu_den16(x);
+    __m512 gv = swiglu_dg16(x, v, d, den, _mm512_setzero_ps()), uv = swiglu_du16(x, d, den, _mm512_setzero_ps());
     _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
     _mm256_mask_storeu_epi16(dub + i, k, (__m256i)_mm512_cvtneps_pbh(uv));
   }
