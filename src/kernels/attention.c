@@ -500,6 +500,13 @@ TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, c
   }
 }
 
+// First row of a tile (rows t0.., keys ks..) that sees a key of its 64-key block b (causal: key j is visible from
+// position j - p0 on), rounded down to even; 0 when every row may.
+static inline int diag_lo(const att_ctx *c, int t0, int nt, int ks, int b) {
+  int r = ks + 64 * b - c->p0 - t0;
+  return r <= 0 ? 0 : att_min(r, nt - 1) & ~1;
+}
+
 // One backward tile on packed operands: rows [t0, t0+nt) of head h against keys [ks, ks+nk), ks a multiple of 64.
 static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_slot *sl, int h, int t0, int nt,
                                 int ks, int nk, int want_dq, int want_dk, int want_dv) {
@@ -513,20 +520,27 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
       _mm_prefetch((const char *)(g->dout + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
       _mm_prefetch((const char *)(g->out + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
     }
-  for (int b = 0; b < tb; b++)  // S = (scale q) K^T
-    lt_bf16_panel_mm(A + b * 64, nk, qs, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
-                     att_min(64, nk - b * 64), 0);
-  att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);
+  for (int b = 0; b < tb; b++) {  // S = (scale q) K^T
+    int lo = diag_lo(c, t0, nt, ks, b);
+    lt_bf16_panel_mm(A + (int64_t)lo * nk + b * 64, nk, qs + (int64_t)lo * Dh, Dh,
+                     c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt - lo, Dh, att_min(64, nk - b * 64), 0);
+  }
+  att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);  // (writes the zeros of the skipped rows)
   if (want_dv) {  // dV^T[:, keys] += dO^T P
     rowpair_panels(sl->pp, A, nk, nt, nk);
-    for (int b = 0; b < tb; b++)
-      lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2, T2,
-                       sl->pp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
+    for (int b = 0; b < tb; b++) {
+      int lo2 = diag_lo(c, t0, nt, ks, b) / 2;
+      lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
+                       sl->pp + ((int64_t)b * nt2 + lo2) * 64, D, nt2 - lo2, att_min(64, nk - b * 64), 1);
+    }
   }
   if (!want_dq && !want_dk) return;
-  for (int b = 0; b < tb; b++)  // dP = dO V^T
-    lt_bf16_panel_mm(B + b * 64, nk, dob, Dh, c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt, Dh,
-                     att_min(64, nk - b * 64), 0);
+  for (int b = 0; b < tb; b++) {  // dP = dO V^T (zeros in the skipped rows, which ds_pack reads)
+    int lo = diag_lo(c, t0, nt, ks, b), nv = att_min(64, nk - b * 64);
+    for (int r = 0; r < lo; r++) memset(B + (int64_t)r * nk + b * 64, 0, sizeof(float) * (size_t)nv);
+    lt_bf16_panel_mm(B + (int64_t)lo * nk + b * 64, nk, dob + (int64_t)lo * Dh, Dh,
+                     c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt - lo, Dh, nv, 0);
+  }
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
   float difs[LT_ATT_BQB > LT_ATT_BQ ? LT_ATT_BQB : LT_ATT_BQ];
   for (int r = 0; r < nt; r++) {  // rowsum(dO * O)
@@ -536,15 +550,22 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
   // dS = scale * P * (dP - rowsum(dO * O)), straight into its two bf16 layouts
   ds_pack(want_dk ? sl->dsp : NULL, want_dq ? sl->dsr : NULL, nk2, A, B, nk, difs, c->scale, nt, nk);
   if (want_dk) {  // dK^T[:, keys] += q^T dS
-    for (int b = 0; b < tb; b++)
-      lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2, T2,
-                       sl->dsp + (int64_t)b * nt2 * 64, D, nt2, att_min(64, nk - b * 64), 1);
+    for (int b = 0; b < tb; b++) {
+      int lo2 = diag_lo(c, t0, nt, ks, b) / 2;
+      lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
+                       sl->dsp + ((int64_t)b * nt2 + lo2) * 64, D, nt2 - lo2, att_min(64, nk - b * 64), 1);
+    }
   }
-  if (want_dq) {  // dQ += dS K
-    for (int dp = 0; dp < ndp; dp++)
-      lt_bf16_panel_mm(g->dq + (int64_t)t0 * c->HD + h * D + dp * 64, c->HD, sl->dsr, nk2,
-                       c->knn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64, nt, nk2,
-                       att_min(64, D - dp * 64), 1);
+  if (want_dq) {  // dQ += dS K; rows above the last block's lo sum the keys before that block only
+    int lo = diag_lo(c, t0, nt, ks, tb - 1), kfull = 32 * (tb - 1);  // (pairs before the last block)
+    for (int dp = 0; dp < ndp; dp++) {
+      const uint32_t *kp = c->knn + ((int64_t)kh * ndp + dp) * L2 * 64 + (int64_t)(ks / 2) * 64;
+      float *dqr = g->dq + (int64_t)t0 * c->HD + h * D + dp * 64;
+      int nv = att_min(64, D - dp * 64);
+      if (lo > 0 && kfull > 0) lt_bf16_panel_mm(dqr, c->HD, sl->dsr, nk2, kp, lo, kfull, nv, 1);
+      int r0 = kfull > 0 ? lo : 0;
+      lt_bf16_panel_mm(dqr + (int64_t)r0 * c->HD, c->HD, sl->dsr + (int64_t)r0 * nk2, nk2, kp, nt - r0, nk2, nv, 1);
+    }
   }
 }
 
