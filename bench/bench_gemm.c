@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "kernels/gemm.h"
@@ -29,9 +30,18 @@ __attribute__((target("avx512f,avx512bf16"))) static double peak_bf16(void) {
   return (double)omp_get_max_threads() * iters * 24 * 64 / dt / 1e9;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   static const int shapes[][3] = {{512, 896, 896}, {512, 128, 896}, {512, 4864, 896}, {512, 896, 4864}};
   int threads = omp_get_max_threads();
+  if (argc > 1 && strcmp(argv[1], "--peak") == 0) {  // the peak alone, for bench/run.sh's ceiling line
+    double best = 0;  // the best of five short loops (a neighbour's burst lowers single ones)
+    for (int i = 0; i < 5 && lt_cpu_has_avx512bf16(); i++) {
+      double p = peak_bf16();
+      if (p > best) best = p;
+    }
+    if (best > 0) printf("peak_bf16_gflops %.1f\n", best);
+    return 0;
+  }
   printf("threads %d, avx512bf16 %s\n", threads, lt_cpu_has_avx512bf16() ? "yes" : "no");
   if (lt_cpu_has_avx512bf16()) printf("bf16 dot-product peak (register-resident): %.0f GFLOP/s\n", peak_bf16());
   printf("%-18s %12s %12s %12s\n", "M x N x K", "sgemm", "bf16 NT", "bf16 NN");

@@ -36,8 +36,10 @@ fi
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$BUILD" -j"$THREADS" --target bench_train >/dev/null
+cmake --build "$BUILD" -j"$THREADS" --target bench_train bench_gemm >/dev/null
 bin=$BUILD/bench_train
+# The machine's bf16 dot-product peak (register-resident loop), before and after the runs: the ceiling line
+peak() { OMP_NUM_THREADS=$THREADS "$BUILD/bench_gemm" --peak | awk '/^peak_bf16_gflops/ {print $2}'; }
 
 mkdir -p "$(dirname "$model")"
 "$py" bench/make_model.py "$model" --shape "$SHAPE"
@@ -83,6 +85,7 @@ export OMP_NUM_THREADS=$THREADS
 unset OMP_WAIT_POLICY
 # ROUNDS > 1 repeats the four processes in turn (lmtune and PyTorch alternate, so both sides meet the same host
 # phases); the table keeps each configuration's best round and lists every round's median step.
+peak_before=$(peak)
 for ((round = 1; round <= ROUNDS; round++)); do
   sfx=$([ "$ROUNDS" -gt 1 ] && echo "_r$round" || true)
   run lmtune_f32$sfx "$bin" "${args[@]}" --dtype f32 --grad-ckpt "${CKPT:-0}"
@@ -91,6 +94,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   run torch_bf16$sfx env OMP_WAIT_POLICY=PASSIVE "$py" bench/torch_ref.py "${args[@]}" --dtype bf16 --threads "$THREADS"
 done
 
+export PEAK_GFLOPS="$peak_before $(peak)"
 "$py" - "$results" "$out/$stamp.json" "$SHAPE" "$SEQ" "$BATCH" "$STEPS" "$WARMUP" "$THREADS" "$model" <<'EOF'
 import json, os, platform, subprocess, sys, time
 res_path, out_path, shape, seq, batch, steps, warmup, threads, model = sys.argv[1:]
@@ -155,6 +159,38 @@ if lm and th:
         summary["loss_first_absdiff_vs_torch_f32"] = round(d, 6)
         if d > 1e-3 * max(1.0, abs(tf[0]["loss_first"])):
             notes.append(f"lmtune first loss {l['loss_first']:.6f} differs from torch f32 {tf[0]['loss_first']:.6f}")
+# The ceiling: the step's matrix products (frozen-weight projections and LM head, forward and input gradients;
+# + weight gradients in full mode; causal attention: 2 products forward, 4 backward) at the machine's bf16
+# dot-product peak. No implementation of this step on this CPU is faster; torch's step over it bounds the ratio.
+def ceiling(model_dir, mode, n_batch, n_seq):
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    h, nl, nh = c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"]
+    kv, f, v = c.get("num_key_value_heads", nh), c["intermediate_size"], c["vocab_size"]
+    d = c.get("head_dim") or h // nh
+    qkv = h * (nh + 2 * kv) * d
+    p = nl * (qkv + nh * d * h + 3 * h * f) + v * h
+    n = n_batch * n_seq
+    lin = 4 * n * p - (2 * n * qkv if mode == "lora" else -2 * n * p)  # LoRA: no input gradient under layer 0
+    att = 6 * n_batch * n_seq * (n_seq + 1) * d * nh * nl  # 6 products of T(T+1)/2 x d per head
+    return lin + att
+
+peaks = [float(x) for x in os.environ.get("PEAK_GFLOPS", "").split()]
+if th and peaks:
+    best = max(th, key=lambda r: r["tokens_per_s"])
+    fl = ceiling(model, os.environ.get("MODE", "lora"), int(batch), int(seq))
+    ideal = fl / (max(peaks) * 1e9)
+    summary.update({"step_product_tflop": round(fl / 1e12, 4), "bf16_peak_gflops": peaks,
+                    "ideal_step_s_at_peak": round(ideal, 4),
+                    "ceiling_ratio_vs_torch_best": round(best["step_s_median"] / ideal, 3)})
+    print(f"ceiling: {fl / 1e12:.3f} TFLOP of products per step at the bf16 peak "
+          f"({'/'.join(f'{x:.0f}' for x in peaks)} GFLOP/s before/after) = {ideal:.3f} s; torch-best "
+          f"{best['step_s_median']:.3f} s, so no step on this CPU beats it by more than "
+          f"{best['step_s_median'] / ideal:.2f}x")
+    for l in lm:
+        e = ideal / l["step_s_median"]
+        summary[f"lmtune_{l['dtype']}_share_of_ceiling"] = round(e, 3)
+        print(f"lmtune {l['dtype']:<4} step = {e * 100:.0f}% of the ceiling (2.0x needs "
+              f"{200 * ideal / best['step_s_median']:.0f}%)")
 for r in ok:
     if int(steps) + int(warmup) > 1 and not r["loss_last"] < r["loss_first"]:
         notes.append(f"{r['impl']} {r['dtype']}: loss did not decrease ({r['loss_first']} -> {r['loss_last']})")
