@@ -11,9 +11,18 @@
 // Inputs come as f32 arrays or (the _b forms) as bf16 arrays widened exactly; the arithmetic is the same, so a bf16
 // input gives the bits its f32 widening gives.
 
+// den = 1 + exp(-x), the bits 1 + lt_exp512(-x) gives, with one range test instead of three: where -x < -87.3
+// exp's clamped value (~1e-38) still leaves 1 + it = 1, and NaN passes through the clamps, so only -x > 88.7
+// (exp = +inf) needs its own case.
+static inline LT_TARGET_AVX512 __m512 swiglu_den16(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.72283935546875f), lo = _mm512_set1_ps(-87.33654785156250f);
+  __m512 nx = _mm512_sub_ps(_mm512_setzero_ps(), x);
+  __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), lt_exp512_core(_mm512_max_ps(lo, _mm512_min_ps(hi, nx))));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(nx, hi, _CMP_GT_OQ), den, _mm512_set1_ps(__builtin_inff()));
+}
+
 static inline LT_TARGET_AVX512 __m512 silu_mul16(__m512 x, __m512 v) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  return _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)))), v);
+  return _mm512_mul_ps(_mm512_div_ps(x, swiglu_den16(x)), v);
 }
 
 // masked load of 16 bf16 values, widened to f32
@@ -91,9 +100,6 @@ TARGET_BF16_SW static void swiglu_fwd16_b_hb(float *h, uint16_t *hb, const uint1
 // and, in *duv when given, the du values stored
 // the two gradients of one block at g = x, u = v, dh = d, with den = 1 + exp(-x): dg = d v sig (1 + x (1 - sig)),
 // du = d silu(x), each added to old
-static inline LT_TARGET_AVX512 __m512 swiglu_den16(__m512 x) {
-  return _mm512_add_ps(_mm512_set1_ps(1.0f), lt_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
-}
 static inline LT_TARGET_AVX512 __m512 swiglu_dg16(__m512 x, __m512 v, __m512 d, __m512 den, __m512 old) {
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 sig = _mm512_div_ps(one, den);
