@@ -10,15 +10,18 @@
 # Usage: bash bench/llamacpp.sh
 # Env: THREADS (2), REPS (3), BUILD (lmtune build dir, default build), WAIT (the OMP_WAIT_POLICY values to run
 #      both sides under, one round each, default "PASSIVE default"; `default` leaves it unset: libgomp spins a
-#      while before sleeping), LLAMACPP_VERSION (pinned below), LMTUNE_CACHE.
+#      while before sleeping), ROUNDS (1: how many times both sides run in turn under each policy; the table keeps
+#      each side's best round, so that both sides meet the host's memory phases), LLAMACPP_VERSION (pinned below),
+#      LMTUNE_CACHE.
 # Results: a table per wait policy on stdout and bench/out/<stamp>-decode.json (raw outputs and lscpu in
-# bench/out/<stamp>-decode/). About 2.5 minutes per wait policy once llama.cpp is built.
+# bench/out/<stamp>-decode/). About 2.5 minutes per wait policy and round once llama.cpp is built.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 THREADS=${THREADS:-2}
 REPS=${REPS:-3}
+ROUNDS=${ROUNDS:-1}
 BUILD=${BUILD:-build}
 WAIT=${WAIT:-PASSIVE default}
 ver=${LLAMACPP_VERSION:-0.3.36}
@@ -91,23 +94,25 @@ lscpu >"$logs/lscpu.txt"
 busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 kids_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }
 for w in $WAIT; do
-  d=$logs/wait-$w
-  mkdir -p "$d"
-  b0=$(busy_ticks) k0=$(kids_ticks) t0=$(date +%s.%N)
   if [ "$w" = default ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY=$w; fi
-  cut -d' ' -f1-3 /proc/loadavg >"$d/load-before.txt"
-  say "OMP_WAIT_POLICY=$w: llama-bench pp512 / tg128 / pp512+tg128 ($REPS reps each)"
-  "$bench_bin" -m "$gguf" -p 512 -n 128 -pg 512,128 -t "$THREADS" -r "$REPS" -o json \
-    >"$d/llama.json" 2>"$d/llama.log" || { tail -20 "$d/llama.log" >&2; exit 1; }
-  say "OMP_WAIT_POLICY=$w: llama-bench tg128 after a 512-token context ($REPS reps)"
-  "$bench_bin" -m "$gguf" -p 0 -n 128 -d 512 -t "$THREADS" -r "$REPS" -o json \
-    >"$d/llama-d512.json" 2>"$d/llama-d512.log" || { tail -20 "$d/llama-d512.log" >&2; exit 1; }
-  say "OMP_WAIT_POLICY=$w: lmtune bench_decode ($REPS reps)"
-  "$BUILD/bench_decode" --model "$model" --prompt 512 --new 128 --dtype bf16 --reps "$REPS" \
-    >"$d/lmtune.json" 2>"$d/lmtune.log" || { tail -20 "$d/lmtune.log" >&2; exit 1; }
-  cut -d' ' -f1-3 /proc/loadavg >"$d/load-after.txt"
-  b1=$(busy_ticks) k1=$(kids_ticks) t1=$(date +%s.%N)
-  awk -v b="$((b1 - b0))" -v k="$((k1 - k0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN {printf "%.3f\n", (b - k) / hz / (t1 - t0)}' >"$d/other_cores.txt"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    d=$logs/wait-$w/round-$round
+    mkdir -p "$d"
+    b0=$(busy_ticks) k0=$(kids_ticks) t0=$(date +%s.%N)
+    cut -d' ' -f1-3 /proc/loadavg >"$d/load-before.txt"
+    say "OMP_WAIT_POLICY=$w, round $round/$ROUNDS: llama-bench pp512 / tg128 / pp512+tg128 ($REPS reps each)"
+    "$bench_bin" -m "$gguf" -p 512 -n 128 -pg 512,128 -t "$THREADS" -r "$REPS" -o json \
+      >"$d/llama.json" 2>"$d/llama.log" || { tail -20 "$d/llama.log" >&2; exit 1; }
+    say "OMP_WAIT_POLICY=$w, round $round/$ROUNDS: llama-bench tg128 after a 512-token context ($REPS reps)"
+    "$bench_bin" -m "$gguf" -p 0 -n 128 -d 512 -t "$THREADS" -r "$REPS" -o json \
+      >"$d/llama-d512.json" 2>"$d/llama-d512.log" || { tail -20 "$d/llama-d512.log" >&2; exit 1; }
+    say "OMP_WAIT_POLICY=$w, round $round/$ROUNDS: lmtune bench_decode ($REPS reps)"
+    "$BUILD/bench_decode" --model "$model" --prompt 512 --new 128 --dtype bf16 --reps "$REPS" \
+      >"$d/lmtune.json" 2>"$d/lmtune.log" || { tail -20 "$d/lmtune.log" >&2; exit 1; }
+    cut -d' ' -f1-3 /proc/loadavg >"$d/load-after.txt"
+    b1=$(busy_ticks) k1=$(kids_ticks) t1=$(date +%s.%N)
+    awk -v b="$((b1 - b0))" -v k="$((k1 - k0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN {printf "%.3f\n", (b - k) / hz / (t1 - t0)}' >"$d/other_cores.txt"
+  done
 done
-"$py" bench/decode_report.py "$logs" "bench/out/$stamp-decode.json" $WAIT
+"$py" bench/decode_report.py "$logs" "bench/out/$stamp-decode.json" "$ROUNDS" $WAIT
