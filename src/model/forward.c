@@ -27,7 +27,7 @@ static int mm_bf16(const lt_param *w, const lt_gemm_scratch *gs) {
 void lt_mm_forward(const lt_param *w, float *y, const float *x, int N, int accumulate, const lt_gemm_scratch *gs) {
   int out = (int)w->shape[0], in = (int)w->shape[1];
   if (mm_bf16(w, gs)) {
-    lt_gemm_nt_out o = {y, w->bf, out, NULL, NULL, w->pk_nn};  // NT panels from the NN-packed copy when there is one
+    lt_gemm_nt_out o = {y, w->bf, out, w->pk_nt, NULL, w->pk_nn};  // the NT copy, else panels from the NN copy
     lt_gemm_bf16_ex(&o, 1, x, N, in, accumulate, 0, gs);
   } else lt_linear_forward(y, x, w->w, NULL, N, in, out, accumulate);
 }
@@ -228,7 +228,7 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
   lt_gemm_epi e[LT_GEMM_MULTI_MAX];
   int epi = epi_ok(m, gs, N);
   for (int i = 0; i < n; i++) {
-    o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, NULL, NULL, p[i]->w->pk_nn};
+    o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, p[i]->w->pk_nt, NULL, p[i]->w->pk_nn};
     if (!epi) continue;
     const lt_lora *a = p[i]->lora;
     e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0, y16 ? y16[i] : NULL};
@@ -534,14 +534,18 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
   if (backward && m->ws.gemm.buf && m->lm_head->bf && !m->lm_head->g && lt_cpu_has_avx512bf16() &&
       lt_param_pack(m->lm_head, err))
     return -1;
-  // ... and every layer's frozen matrices once, in the NN form alone (the forward builds its panels from it): the
-  // products stop packing them, and the mapped originals leave memory (the packed copies take their place)
-  if (backward && m->ws.gemm.buf && lt_cpu_has_avx512bf16())
+  // ... and every layer's frozen matrices once, in the NN form (the forward builds its panels from it) and for short
+  // steps the NT form too (lt_model_pack_nt): the products stop packing them, and the mapped originals leave memory
+  // (the packed copies take their place)
+  if (backward && m->ws.gemm.buf && lt_cpu_has_avx512bf16()) {
+    int nt = lt_model_pack_nt(m, (int64_t)B * T);
     for (int l = 0; l < m->cfg.layers; l++)
       for (int j = 0; j < 7; j++) {
         lt_param *w = m->layer[l].proj[j].w;
-        if (w && w->bf && !w->g && w->ndim == 2 && lt_param_pack_nn(w, err)) return -1;
+        if (w && w->bf && !w->g && w->ndim == 2 && (nt ? lt_param_pack(w, err) : lt_param_pack_nn(w, err)))
+          return -1;
       }
+  }
   lt_workspace *ws = &m->ws;
   const lt_config *c = &m->cfg;
   int N = B * T, C = c->hidden;

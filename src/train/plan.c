@@ -73,7 +73,7 @@ static int is_proj(const lt_model *m, const lt_param *p) {
 
 // What the model's views cost for a checkpoint stored at `stored` bytes per element and memory-mapped: the mapped
 // pages (all touched at least once), plus the f32 and bf16 copies the modes need, plus gradients.
-static int64_t real_bytes(const lt_model *m, int stored, int layers) {
+static int64_t real_bytes(const lt_model *m, int stored, int layers, int64_t rows) {
   int64_t b = 0;
   int bf16 = m->compute == LT_COMPUTE_BF16;
   for (int i = 0; i < m->nparams; i++) {
@@ -84,12 +84,13 @@ static int64_t real_bytes(const lt_model *m, int stored, int layers) {
     if (!want_bf && !(stored == 4 && !tr)) b += p->numel * 4;  // an f32 copy (unless the F32 mapping serves)
     if (bf16 && mat && (tr || stored != 2)) b += p->numel * 2;  // a bf16 copy (unless the BF16 mapping serves)
     if (tr) b += p->numel * 4;
-    // packed once for training (forward.c): the LM head in both forms, the layers' matrices in the NN form; a
-    // packed matrix served by the BF16 mapping leaves memory
+    // packed once for training (forward.c): the LM head in both forms, the layers' matrices in the NN form and for
+    // short steps the NT form too (lt_model_pack_nt); a packed matrix served by the BF16 mapping leaves memory
     int head = p == m->lm_head, proj = is_proj(m, p);
     if ((head || proj) && want_bf && lt_cpu_has_avx512bf16()) {
       int N = (int)p->shape[0], K = (int)p->shape[1];
-      b += (int64_t)lt_bf16_prepack_bytes(K, N) + (head ? (int64_t)lt_bf16_prepack_bytes(N, K) : 0);
+      int nt = head || lt_model_pack_nt(m, rows);
+      b += (int64_t)lt_bf16_prepack_bytes(K, N) + (nt ? (int64_t)lt_bf16_prepack_bytes(N, K) : 0);
       if (stored == 2) b -= p->numel * 2;
     }
   }
@@ -307,7 +308,7 @@ int lt_plan_measure_shape(const lt_train_args *a, const lt_plan_shape *sh, int64
     rc = ws_bytes(pr.m, pr.sz[j], B, seq, &b1, err) || ws_bytes(pr.m, pr.sz[j], B, seq_max, &b2, err) ? -1 : 0;
     ws[j] = (double)b1;
     wsx[j] = (double)b2;
-    real[j] = (double)real_bytes(pr.m, stored, pr.sz[j]);
+    real[j] = (double)real_bytes(pr.m, stored, pr.sz[j], (int64_t)B * seq_max);
     optim[j] = (double)optim_bytes(pr.m, &pr.a, pr.sz[j]);
     ntrain[j] = (double)train_numel(pr.m, pr.sz[j]);
   }

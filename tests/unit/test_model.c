@@ -175,7 +175,9 @@ static int grad_diffs(lt_model *a, lt_model *b, const char *name) {
 }
 
 // Activation checkpointing recomputes each layer with the same kernels and the same dropout stream, so the loss
-// and every gradient are bit-identical to a run that keeps all activations.
+// and every gradient are bit-identical to a run that keeps all activations. (Under bf16 compute with AVX512-BF16
+// the run without checkpointing also reads the frozen matrices' NT copies (lt_model_pack_nt) where the other builds
+// the forward's panels from the NN copies: the same panels, the same bits.)
 static void check_ckpt(const char *dir, const batch *bt, const char *name, lt_train_mode mode, float dropout,
                        lt_compute comp) {
   lt_err err;

@@ -164,7 +164,8 @@ static void check_shape(void) {
 int main(void) {
   check_shape();
   // the mapping (+ norms, adapters), and with AVX512-BF16 the LM head's two packed forms (2x its bf16 size)
-  check_case(LT_FT_LORA, 1, 0, 1.0, lt_cpu_has_avx512bf16() ? 2.0 : 1.4);
+  // with AVX512-BF16 the frozen matrices are packed in both forms for these short steps (lt_model_pack_nt)
+  check_case(LT_FT_LORA, 1, 0, 1.0, lt_cpu_has_avx512bf16() ? 2.6 : 1.4);
   check_case(LT_FT_LORA, 0, 1, 3.0, 3.4);  // + f32 copies
   check_case(LT_FT_FULL, 1, 1, 5.9, 6.0);  // + f32 values, gradients, bf16 copies
   check_case(LT_FT_FREEZE, 0, 0, 3.0, 4.0);  // the last 2 of 6 layers trained: the copy has frozen and trained layers
