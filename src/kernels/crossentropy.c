@@ -196,7 +196,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
     uint16_t *z16 = wbf && (ab || !grads) && lt_gemm_bf16_y16_only(gs, nc, C) ? (uint16_t *)scratch + (int64_t)nc * V
                                                                          : NULL;
     if (z16) {
-      lt_gemm_epi e = {NULL, NULL, NULL, 0, 0, z16};
+      lt_gemm_epi e = {NULL, NULL, NULL, 0, 0, z16, NULL, NULL, 0};
       lt_gemm_nt_out o = {scratch, wbf, V, wpk ? wpk[0] : NULL, &e, NULL};
       lt_gemm_bf16_ex(&o, 1, xc, nc, C, 0, 0, gs);
     } else if (wbf) {

@@ -44,6 +44,11 @@ typedef struct lt_gemm_epi {
   uint16_t *y16;  // or NULL: the finished output goes here rounded to bf16 (nearest even; the instruction's
                   // denormal handling on the AVX512-BF16 path), (M, N) row-major, instead of to y (which a product
                   // with K beyond one reduction block still uses for its partial sums)
+  // or, instead of xa and bt (xa NULL): the low-rank term in bf16 pairs, c += sum over q < r2 of the pair products
+  // xa2[row0 + i][q] . bt2[q][col0 + j] (vdpbf16ps, pairs q in order), as lt_gemm_bf16_lora_add adds it
+  const uint32_t *xa2;  // (M, r2) bf16 pairs along the rank
+  const uint32_t *bt2;  // (r2, ldb) bf16 pairs along the rank
+  int r2;
 } lt_gemm_epi;
 typedef struct lt_gemm_nt_out {
   float *y;
@@ -54,6 +59,21 @@ typedef struct lt_gemm_nt_out {
   const uint32_t *pkt;      // NT only, when pk is NULL: w's NN pre-packed copy (lt_bf16_prepack(pkt, w, K, N, 1));
                             // the NT panels are built from it instead of from w (which may then be paged out)
 } lt_gemm_nt_out;
+// y (M, N, row stride ldy) (+)= x2 (M, r2 pairs) . w2 (r2 pairs, N, row stride ldw): the low-rank term of
+// lt_gemm_epi.xa2 as a separate pass over a finished y (the same instructions in the same order as the epilogue, so
+// the same bits); y is overwritten (the sums start from 0) when first. AVX512-BF16 only (a no-op without).
+void lt_gemm_bf16_lora_add(float *y, int64_t ldy, const uint32_t *x2, const uint32_t *w2, int64_t ldw, int M, int N,
+                           int r2, int first);
+// y (M, r) = s * x2 (M rows of kh bf16 pairs, row stride ldx) . w2 (kh pairs, r): a skinny product (LoRA's xa and
+// dxa: r = the rank, kh = half the feature count) in f32 sums of vdpbf16ps, each row summed in pair order by one
+// thread. Returns -1 (y untouched) without AVX512-BF16 or for r > 64, else 0.
+int lt_bf16_skinny(float *y, const uint32_t *x2, int64_t ldx, const uint32_t *w2, int M, int kh, int r, float s);
+// dst (M, r2 = (r + 1) / 2) = x (M, r) rounded to bf16 in pairs along r (the odd r's last partner 0); x's values are
+// rounded in place too (nearest even), so that f32 kernels reading x see the bf16 values
+void lt_bf16_pairs_rows(uint32_t *dst, float *x, int M, int r);
+// dst (r2, cols) = pairs of rows (2q, 2q+1) of s * w (r, cols) rounded to bf16 (trans = 0), or of columns
+// (2q, 2q+1) of s * w (cols, r) (trans = 1); r2 = (r + 1) / 2, the odd r's last partner 0
+void lt_bf16_pairs_rank(uint32_t *dst, const float *w, int r, int cols, float s, int trans);
 // 1 when a product of M rows and reduction K on scratch s with an epilogue's y16 writes y16 alone and never
 // touches y (the AVX512-BF16 kernel path, more than 4 rows, K within one reduction block), so y16 may share y's
 // storage

@@ -237,7 +237,25 @@ static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr,
         for (int i = 0; i < mr; i++) acc[i][j] = _mm512_add_ps(acc[i][j], bv);
       }
     }
-    const float *xa = e->xa + row0 * e->r;
+    if (e->xa2) {
+      const uint32_t *x2 = e->xa2 + row0 * e->r2;
+      for (int q = 0; q < e->r2; q++) {
+        const uint32_t *bt = e->bt2 + (int64_t)q * e->ldb + col0;
+        __m512bh t0 = (__m512bh)_mm512_maskz_loadu_epi32(m[0], bt);
+        __m512bh t1 = (__m512bh)_mm512_maskz_loadu_epi32(m[1], bt + 16);
+        __m512bh t2 = (__m512bh)_mm512_maskz_loadu_epi32(m[2], bt + 32);
+        __m512bh t3 = (__m512bh)_mm512_maskz_loadu_epi32(m[3], bt + 48);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+          __m512bh xv = (__m512bh)_mm512_set1_epi32((int)x2[(int64_t)i * e->r2 + q]);
+          acc[i][0] = _mm512_dpbf16_ps(acc[i][0], xv, t0);
+          acc[i][1] = _mm512_dpbf16_ps(acc[i][1], xv, t1);
+          acc[i][2] = _mm512_dpbf16_ps(acc[i][2], xv, t2);
+          acc[i][3] = _mm512_dpbf16_ps(acc[i][3], xv, t3);
+        }
+      }
+    }
+    const float *xa = e->xa ? e->xa + row0 * e->r : NULL;
     for (int q = 0; xa && q < e->r; q++) {
       const float *bt = e->bt + (int64_t)q * e->ldb + col0;
       __m512 t0 = _mm512_maskz_loadu_ps(m[0], bt), t1 = _mm512_maskz_loadu_ps(m[1], bt + 16);
@@ -315,6 +333,11 @@ static void epilogue_f32(float *y, const lt_gemm_epi *e, int i0, int i1, int N, 
     for (int j = j0; j < j0 + nv; j++) {
       float v = y[(int64_t)i * N + j];
       if (e->bias) v += e->bias[j];
+      for (int q = 0; e->xa2 && q < e->r2; q++) {  // vdpbf16ps's order: the odd element's product, then the even's
+        uint32_t a = e->xa2[(int64_t)i * e->r2 + q], b = e->bt2[(int64_t)q * e->ldb + j];
+        v = fmaf(lt_bf16_to_f32((uint16_t)(a >> 16)), lt_bf16_to_f32((uint16_t)(b >> 16)), v);
+        v = fmaf(lt_bf16_to_f32((uint16_t)a), lt_bf16_to_f32((uint16_t)b), v);
+      }
       for (int q = 0; e->xa && q < e->r; q++) v = fmaf(e->xa[(int64_t)i * e->r + q], e->bt[(int64_t)q * e->ldb + j], v);
       y[(int64_t)i * N + j] = v;
       if (e->y16) e->y16[(int64_t)i * N + j] = lt_f32_to_bf16(v);
@@ -560,6 +583,192 @@ int lt_gemm_bf16_wgrad(float *dw, const float *dy, const float *x, int N, int ou
     gemm_multi(&o, 1, NULL, (const uint32_t *)act + r0 * kh, LT_MIN(WGRAD_ROWS, out - r0), N, 1, s, 1);
   }
   return 1;
+}
+
+TARGET_BF16 static void lora_add_rows(float *y, int64_t ldy, const uint32_t *x2, const uint32_t *w2, int64_t ldw,
+                                      int i0, int i1, int N, int r2, int first) {
+  for (int i = i0; i < i1; i++) {
+    float *yr = y + (int64_t)i * ldy;
+    const uint32_t *xr = x2 + (int64_t)i * r2;
+    for (int j = 0; j < N; j += 16) {
+      __mmask16 m = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1);
+      __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yr + j);
+      for (int q = 0; q < r2; q++)
+        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)xr[q]),
+                               (__m512bh)_mm512_maskz_loadu_epi32(m, w2 + (int64_t)q * ldw + j));
+      _mm512_mask_storeu_ps(yr + j, m, acc);
+    }
+  }
+}
+
+void lt_gemm_bf16_lora_add(float *y, int64_t ldy, const uint32_t *x2, const uint32_t *w2, int64_t ldw, int M, int N,
+                           int r2, int first) {
+  if (!lt_cpu_has_avx512bf16() || M <= 0 || N <= 0) return;
+#pragma omp parallel for schedule(dynamic, 16) if ((int64_t)M * N * r2 > (1 << 18))
+  for (int i = 0; i < M; i++) lora_add_rows(y, ldy, x2, w2, ldw, i, i + 1, N, r2, first);
+}
+
+// rows i0.. of lt_bf16_skinny in a tile of mr rows x nz vectors of 16 rank columns (nz = ceil(r / 16))
+static inline __attribute__((always_inline)) TARGET_BF16 void skinny_tile(float *y, const uint32_t *x2, int64_t ldx,
+                                                                          const uint32_t *w2, int mr, int nz, int kh,
+                                                                          int r, float s) {
+  __m512 acc[24];
+#pragma GCC unroll 24
+  for (int t = 0; t < 24; t++) acc[t] = _mm512_setzero_ps();
+  __mmask16 m[4];
+#pragma GCC unroll 4
+  for (int z = 0; z < 4; z++) {
+    int c = r - 16 * z;
+    m[z] = c >= 16 ? (__mmask16)0xffff : c <= 0 ? (__mmask16)0 : (__mmask16)((1u << c) - 1);
+  }
+  for (int q = 0; q < kh; q++) {
+    if ((q & 15) == 0 && q + 64 < kh) {
+#pragma GCC unroll 24
+      for (int i = 0; i < mr; i++) _mm_prefetch((const char *)(x2 + i * ldx + q + 64), _MM_HINT_T0);
+    }
+    __m512bh w[4];
+#pragma GCC unroll 4
+    for (int z = 0; z < nz; z++) w[z] = (__m512bh)_mm512_maskz_loadu_epi32(m[z], w2 + (int64_t)q * r + 16 * z);
+#pragma GCC unroll 24
+    for (int i = 0; i < mr; i++) {
+      __m512bh xv = (__m512bh)_mm512_set1_epi32((int)x2[i * ldx + q]);
+#pragma GCC unroll 4
+      for (int z = 0; z < nz; z++) acc[i * nz + z] = _mm512_dpbf16_ps(acc[i * nz + z], xv, w[z]);
+    }
+  }
+  __m512 vs = _mm512_set1_ps(s);
+#pragma GCC unroll 24
+  for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 4
+    for (int z = 0; z < nz; z++)
+      _mm512_mask_storeu_ps(y + (int64_t)i * r + 16 * z, m[z], _mm512_mul_ps(acc[i * nz + z], vs));
+  }
+}
+
+#define SKINNY_TILE(NZ)                                                                                    \
+  TARGET_BF16 static void skinny_rows##NZ(float *y, const uint32_t *x2, int64_t ldx, const uint32_t *w2, int i0, \
+                                          int i1, int kh, int r, float s) {                                \
+    int i = i0;                                                                                            \
+    for (; i + 24 / NZ <= i1; i += 24 / NZ)                                                                \
+      skinny_tile(y + (int64_t)i * r, x2 + i * ldx, ldx, w2, 24 / NZ, NZ, kh, r, s);                       \
+    for (; i < i1; i++) skinny_tile(y + (int64_t)i * r, x2 + i * ldx, ldx, w2, 1, NZ, kh, r, s);           \
+  }
+SKINNY_TILE(1)
+SKINNY_TILE(2)
+SKINNY_TILE(3)
+SKINNY_TILE(4)
+
+int lt_bf16_skinny(float *y, const uint32_t *x2, int64_t ldx, const uint32_t *w2, int M, int kh, int r, float s) {
+  int nz = (r + 15) / 16;
+  if (!lt_cpu_has_avx512bf16() || r <= 0 || nz > 4) return -1;
+  if (M <= 0) return 0;
+  int rows = 24 / nz, tiles = (M + rows - 1) / rows;
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)M * kh * r > (1 << 16))
+  for (int t = 0; t < tiles; t++) {
+    int i0 = t * rows, i1 = LT_MIN(M, i0 + rows);
+    if (nz == 1) skinny_rows1(y, x2, ldx, w2, i0, i1, kh, r, s);
+    else if (nz == 2) skinny_rows2(y, x2, ldx, w2, i0, i1, kh, r, s);
+    else if (nz == 3) skinny_rows3(y, x2, ldx, w2, i0, i1, kh, r, s);
+    else skinny_rows4(y, x2, ldx, w2, i0, i1, kh, r, s);
+  }
+  return 0;
+}
+
+static inline uint16_t bf16_rne(float f) {  // lt_f32_to_bf16's rounding, inlined for the scalar paths
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // NaN stays NaN (quiet)
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+TARGET_BF16 static void pairs_rows_bf16(uint32_t *dst, float *x, int M, int r) {
+  int r2 = (r + 1) / 2;
+  for (int i = 0; i < M; i++) {
+    float *xr = x + (int64_t)i * r;
+    for (int c = 0; c < r; c += 32) {  // 32 values = 16 pairs per step
+      int n = r - c, w = (n + 1) / 2;
+      __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+      __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+      __m512i v =
+          (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, xr + c + 16), _mm512_maskz_loadu_ps(m0, xr + c));
+      _mm512_mask_storeu_epi32(dst + (int64_t)i * r2 + c / 2, w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1),
+                               v);
+      __m512i lo = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16);
+      __m512i hi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16);
+      _mm512_mask_storeu_ps(xr + c, m0, _mm512_castsi512_ps(lo));
+      _mm512_mask_storeu_ps(xr + c + 16, m1, _mm512_castsi512_ps(hi));
+    }
+  }
+}
+
+void lt_bf16_pairs_rows(uint32_t *dst, float *x, int M, int r) {
+  if (lt_cpu_has_avx512bf16()) {
+    pairs_rows_bf16(dst, x, M, r);
+    return;
+  }
+  int r2 = (r + 1) / 2;
+  for (int i = 0; i < M; i++) {
+    float *xr = x + (int64_t)i * r;
+    for (int q = 0; q < r2; q++) {
+      uint16_t lo = bf16_rne(xr[2 * q]), hi = 2 * q + 1 < r ? bf16_rne(xr[2 * q + 1]) : 0;
+      xr[2 * q] = lt_bf16_to_f32(lo);
+      if (2 * q + 1 < r) xr[2 * q + 1] = lt_bf16_to_f32(hi);
+      dst[(int64_t)i * r2 + q] = (uint32_t)lo | (uint32_t)hi << 16;
+    }
+  }
+}
+
+// trans = 0: rows (2q, 2q+1) of w (r, cols), 16 columns at a time, interleaved 16 bits apart
+TARGET_BF16 static void pairs_rank_rows(uint32_t *dst, const float *w, int r, int cols, float s) {
+  __m512 vs = _mm512_set1_ps(s);
+  for (int q = 0; q < (r + 1) / 2; q++) {
+    const float *a = w + (int64_t)(2 * q) * cols, *b = 2 * q + 1 < r ? a + cols : NULL;
+    for (int j = 0; j < cols; j += 16) {
+      __mmask16 m = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1);
+      __m256bh la = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + j), vs));
+      __m256bh lb = _mm512_cvtneps_pbh(b ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + j), vs) : _mm512_setzero_ps());
+      __m512i lo = _mm512_cvtepu16_epi32((__m256i)la), hi = _mm512_cvtepu16_epi32((__m256i)lb);
+      _mm512_mask_storeu_epi32(dst + (int64_t)q * cols + j, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+// trans = 1: each row of w (cols, r) holds its pairs side by side; 16 rows at a time, transposed in registers
+TARGET_BF16 static void pairs_rank_cols(uint32_t *dst, const float *w, int r, int cols, float s) {
+  __m512 vs = _mm512_set1_ps(s);
+  for (int j0 = 0; j0 < cols; j0 += 16) {
+    int jn = LT_MIN(16, cols - j0);
+    __mmask16 jm = jn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << jn) - 1);
+    for (int c = 0; c < r; c += 32) {
+      int n = r - c, qn = LT_MIN(16, (n + 1) / 2);
+      __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+      __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+      __m512i t[16];
+      for (int jj = 0; jj < 16; jj++) {
+        const float *row = w + (int64_t)(j0 + jj) * r + c;
+        t[jj] = jj < jn ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m1, row + 16), vs),
+                                                       _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, row), vs))
+                        : _mm512_setzero_si512();
+      }
+      lt_transpose16x16(t);
+      for (int q = 0; q < qn; q++) _mm512_mask_storeu_epi32(dst + (int64_t)(c / 2 + q) * cols + j0, jm, t[q]);
+    }
+  }
+}
+
+void lt_bf16_pairs_rank(uint32_t *dst, const float *w, int r, int cols, float s, int trans) {
+  if (lt_cpu_has_avx512bf16()) {
+    if (trans) pairs_rank_cols(dst, w, r, cols, s);
+    else pairs_rank_rows(dst, w, r, cols, s);
+    return;
+  }
+  int r2 = (r + 1) / 2;
+  for (int q = 0; q < r2; q++)
+    for (int j = 0; j < cols; j++) {
+      float a = trans ? w[(int64_t)j * r + 2 * q] : w[(int64_t)(2 * q) * cols + j];
+      float b = 2 * q + 1 >= r ? 0.0f : trans ? w[(int64_t)j * r + 2 * q + 1] : w[(int64_t)(2 * q + 1) * cols + j];
+      dst[(int64_t)q * cols + j] = (uint32_t)bf16_rne(s * a) | (uint32_t)bf16_rne(s * b) << 16;
+    }
 }
 
 void lt_bf16_panel_mm(float *y, int64_t ldy, const uint32_t *a, int64_t lda, const uint32_t *panel, int M, int kh,

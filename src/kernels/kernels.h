@@ -19,7 +19,7 @@ void lt_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
 void lt_lora_xa(float *xa, const float *x, const float *A, int N, int in, int r);
 // xa (N,r), B (out,r) -> y (N,out) += s xa B^T
 void lt_lora_up(float *y, const float *xa, const float *B, float s, int N, int out, int r);
-// dy (N,out) -> gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B
+// dy (N,out) -> gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B (dxa NULL: gB alone)
 void lt_lora_up_backward(float *gB, float *dxa, const float *dy, const float *xa, const float *B, float s, int N,
                          int out, int r);
 // dxa (N,r) -> gA (r,in) += dxa^T x ; dx (N,in) (+)= dxa A (overwritten unless accumulate; dx may be NULL)
@@ -30,7 +30,7 @@ void lt_lora_down_backward(float *gA, float *dx, const float *dxa, const float *
 void lt_lora_xa_b16(float *xa, const uint16_t *x, const float *A, int N, int in, int r);
 void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, int in, int r);
 // lt_lora_up_backward with dy given in bf16 rows (N, out), widened exactly (the AVX-512 path gives the bits
-// lt_lora_up_backward gives on the widened values)
+// lt_lora_up_backward gives on the widened values); dxa NULL: gB alone
 void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const float *xa, const float *B, float s,
                              int N, int out, int r);
 

@@ -283,13 +283,13 @@ void lt_lora_up_backward(float *gB, float *dxa, const float *dy, const float *xa
                          int out, int r) {
   if (N <= 0 || r <= 0) return;
   if (out <= 0) {
-    memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
+    if (dxa) memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
   } else if (lt_cpu_has_avx512()) {
     gradT_avx512(gB, dy, xa, s, N, out, r);
-    dxa_avx512(dxa, dy, B, s, N, out, r);
+    if (dxa) dxa_avx512(dxa, dy, B, s, N, out, r);
   } else {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, s, dy, out, xa, r, 1.0f, gB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, B, r, 0.0f, dxa, r);
+    if (dxa) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, B, r, 0.0f, dxa, r);
   }
 }
 
@@ -394,12 +394,12 @@ void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const f
                              int N, int out, int r) {
   if (N <= 0 || r <= 0) return;
   if (out <= 0) {
-    memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
+    if (dxa) memset(dxa, 0, sizeof(float) * (size_t)N * (size_t)r);
     return;
   }
   if (lt_cpu_has_avx512()) {
     gradB_avx512_b16(gB, dyb, xa, s, N, out, r);
-    dxa_avx512_b16(dxa, dyb, B, s, N, out, r);
+    if (dxa) dxa_avx512_b16(dxa, dyb, B, s, N, out, r);
     return;
   }
   for (int j = 0; j < out; j++)
@@ -408,7 +408,7 @@ void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const f
       for (int n = 0; n < N; n++) acc = fmaf(lt_bf16_to_f32(dyb[(int64_t)n * out + j]), xa[(int64_t)n * r + q], acc);
       gB[(int64_t)j * r + q] = fmaf(acc, s, gB[(int64_t)j * r + q]);
     }
-  for (int n = 0; n < N; n++)
+  for (int n = 0; dxa && n < N; n++)
     for (int q = 0; q < r; q++) {
       float acc = 0.0f;
       for (int j = 0; j < out; j++) acc = fmaf(lt_bf16_to_f32(dyb[(int64_t)n * out + j]), B[(int64_t)j * r + q], acc);

@@ -140,6 +140,9 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
   ws->dxa = lt_carve(cv, FL(N * LT_MAX(r, 1)));
   ws->lora_bt_slot = r * LT_MAX(LT_MAX(C, F), LT_MAX(HD, KVD));
   ws->lora_bt = r > 0 ? lt_carve(cv, FL(3 * ws->lora_bt_slot)) : NULL;
+  ws->lora_x2 = r > 0 ? lt_carve(cv, sizeof(uint32_t) * (size_t)(3 * N * ((r + 1) / 2))) : NULL;
+  ws->lora_w2 = r > 0 ? lt_carve(cv, sizeof(uint32_t) * (size_t)(((LT_MAX(LT_MAX(C, F), LT_MAX(HD, KVD)) + 1) / 2) * r))
+                      : NULL;
   ws->targets = lt_carve(cv, sizeof(int32_t) * (size_t)N);
   ws->pos = lt_carve(cv, sizeof(int32_t) * (size_t)N);
   ws->kmask = lt_carve(cv, (size_t)N);
@@ -178,22 +181,55 @@ int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err) {
 }
 
 // ---- LoRA-aware projection ----
+// Under bf16 compute with AVX512-BF16, the training workspace's products multiply LoRA's low-rank terms in bf16
+// pairs with f32 sums, as autocast runs lora_A and lora_B in bf16: xa = drop(x) A^T and dxa = s dy B are rounded to
+// bf16 (in place: the f32 kernels of gA and gB read the rounded values, as autocast's bf16 tensors), and so are s B
+// and A for the terms xa (s B)^T and dxa A, added by vdpbf16ps in the GEMM's epilogue or in a separate pass
+// (lt_gemm_bf16_lora_add) to the same bits. Elsewhere (f32 compute, decoding's few rows) they stay in f32.
+static int lora_b16(const lt_model *m, const lt_gemm_scratch *gs, int N) {
+  return gs == &m->ws.gemm && gs->buf && m->ws.lora_bt && m->ws.lora_x2 && N > 4 && lt_cpu_has_avx512bf16();
+}
+
+// Under lora_b16 with the input in bf16 rows (xb, N x in, in even): xa = xb A^T and dxa = s dyb B as skinny bf16
+// products (lt_bf16_skinny) on A's and B's pairs along their long side; 0 when done that way (-1: the caller's f32
+// kernel on the widened values instead).
+static int lora_xa_skinny(lt_model *m, float *xa, const uint16_t *xb, const lt_lora *a, int N) {
+  if (a->in % 2 || !m->ws.lora_w2) return -1;
+  lt_bf16_pairs_rank(m->ws.lora_w2, a->A, a->in, a->r, 1.0f, 1);
+  return lt_bf16_skinny(xa, (const uint32_t *)xb, a->in / 2, m->ws.lora_w2, N, a->in / 2, a->r, 1.0f);
+}
+static int lora_dxa_skinny(lt_model *m, float *dxa, const uint16_t *dyb, const lt_lora *a, int N) {
+  if (a->out % 2 || !m->ws.lora_w2) return -1;
+  lt_bf16_pairs_rank(m->ws.lora_w2, a->B, a->out, a->r, 1.0f, 0);
+  return lt_bf16_skinny(dxa, (const uint32_t *)dyb, a->out / 2, m->ws.lora_w2, N, a->out / 2, a->r, a->scale);
+}
+
 // x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
 // bias and LoRA terms of a projection whose base product y = x W^T is done
+// x16: x holds bf16 values that the LoRA terms read as such (xn16_sem, down_h16_sem)
 static void proj_tail(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                      int train) {
+                      const lt_gemm_scratch *gs, int train, int x16) {
   if (p->b) lt_add_bias(y, p->b->w, N, p->out);
   const lt_lora *a = p->lora;
   if (!a) return;
   const float *xd = lt_lora_dropout(m, l, p->id, x, drop, N, p->in, train);
-  lt_lora_xa(xa, xd, a->A, N, a->in, a->r);
-  lt_lora_up(y, xa, a->B, a->scale, N, a->out, a->r);
+  uint16_t *xb = x16 && xd == x && lora_b16(m, gs, N) && p->in % 2 == 0 ? lt_gemm_bf16_act(gs, N, p->in) : NULL;
+  if (xb) lt_f32_to_bf16_n(xb, x, (int64_t)N * p->in);  // (exact: the values are bf16) for the skinny product
+  if (!xb || lora_xa_skinny(m, xa, xb, a, N)) lt_lora_xa(xa, xd, a->A, N, a->in, a->r);
+  if (lora_b16(m, gs, N)) {
+    uint32_t *x2 = m->ws.lora_x2, *b2 = (uint32_t *)m->ws.lora_bt;
+    lt_bf16_pairs_rows(x2, xa, N, a->r);
+    lt_bf16_pairs_rank(b2, a->B, a->r, a->out, a->scale, 1);
+    lt_gemm_bf16_lora_add(y, a->out, x2, b2, a->out, N, a->out, (a->r + 1) / 2, 0);
+  } else {
+    lt_lora_up(y, xa, a->B, a->scale, N, a->out, a->r);
+  }
 }
 
 void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
                      const lt_gemm_scratch *gs, int train) {
   lt_mm_forward(p->w, y, x, N, 0, gs);
-  proj_tail(m, l, p, y, x, xa, N, drop, train);
+  proj_tail(m, l, p, y, x, xa, N, drop, gs, train, 0);
 }
 
 // The bias and LoRA terms ride in the bf16 GEMM's epilogue (added while the output tile is in registers, in the
@@ -217,28 +253,46 @@ static void lora_bt(float *bt, const lt_lora *a) {
 // the caller checks down_h16 or xn16_fast first).
 static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float *const *y, const float *x,
                            float *const *xa, int n, int N, float *drop, const lt_gemm_scratch *gs, int train,
-                           int x_ready, uint16_t *const *y16, const uint16_t *xb) {
+                           int x_ready, uint16_t *const *y16, const uint16_t *xb, int x16) {
   int fused = n <= LT_GEMM_MULTI_MAX && n <= 3;  // 3: the workspace's s B^T slots
   for (int i = 0; i < n; i++) fused = fused && mm_bf16(p[i]->w, gs) && p[i]->in == p[0]->in;
   if (!fused) {
-    for (int i = 0; i < n; i++) lt_proj_forward(m, l, p[i], y[i], x, xa[i], N, drop, gs, train);
+    for (int i = 0; i < n; i++) {
+      lt_mm_forward(p[i]->w, y[i], x, N, 0, gs);
+      proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, gs, train, x16);
+    }
     return;
   }
   lt_gemm_nt_out o[LT_GEMM_MULTI_MAX];
   lt_gemm_epi e[LT_GEMM_MULTI_MAX];
   int epi = epi_ok(m, gs, N);
+  // x's bf16 rows for the LoRA terms' skinny products (x16: its values are bf16), which the GEMM then reads too
+  if (epi && !xb && x16 && lora_b16(m, gs, N) && p[0]->in % 2 == 0) {
+    uint16_t *ab = lt_gemm_bf16_act(gs, N, p[0]->in);
+    if (ab && !x_ready) lt_f32_to_bf16_n(ab, x, (int64_t)N * p[0]->in);
+    if (ab) xb = ab, x_ready = 1;
+  }
   for (int i = 0; i < n; i++) {
     o[i] = (lt_gemm_nt_out){y[i], p[i]->w->bf, p[i]->out, p[i]->w->pk_nt, NULL, p[i]->w->pk_nn};
     if (!epi) continue;
     const lt_lora *a = p[i]->lora;
-    e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0, y16 ? y16[i] : NULL};
+    e[i] = (lt_gemm_epi){p[i]->b ? p[i]->b->w : NULL, NULL, NULL, 0, 0, y16 ? y16[i] : NULL, NULL, NULL, 0};
     if (a && xb) {  // xa first (the epilogue multiplies it by s B^T)
-      lt_lora_xa_b16(xa[i], xb, a->A, N, a->in, a->r);
+      if (!lora_b16(m, gs, N) || lora_xa_skinny(m, xa[i], xb, a, N)) lt_lora_xa_b16(xa[i], xb, a->A, N, a->in, a->r);
     } else if (a) {
       const float *xd = lt_lora_dropout(m, l, p[i]->id, x, drop, N, p[i]->in, train);
       lt_lora_xa(xa[i], xd, a->A, N, a->in, a->r);
     }
-    if (a) {
+    if (a && lora_b16(m, gs, N)) {  // pairs: xa (rounded in place) and s B^T
+      int r2 = (a->r + 1) / 2;
+      uint32_t *x2 = m->ws.lora_x2 + (int64_t)i * N * r2, *b2 = (uint32_t *)(m->ws.lora_bt + i * m->ws.lora_bt_slot);
+      lt_bf16_pairs_rows(x2, xa[i], N, a->r);
+      lt_bf16_pairs_rank(b2, a->B, a->r, a->out, a->scale, 1);
+      e[i].xa2 = x2;
+      e[i].bt2 = b2;
+      e[i].r2 = r2;
+      e[i].ldb = a->out;
+    } else if (a) {
       float *bt = m->ws.lora_bt + i * m->ws.lora_bt_slot;
       lora_bt(bt, a);
       e[i].xa = xa[i];
@@ -246,11 +300,11 @@ static void proj_forward_n(lt_model *m, int l, const lt_linear *const *p, float 
       e[i].r = a->r;
       e[i].ldb = a->out;
     }
-    if (e[i].bias || e[i].xa || e[i].y16) o[i].epi = &e[i];
+    if (e[i].bias || e[i].xa || e[i].xa2 || e[i].y16) o[i].epi = &e[i];
   }
   lt_gemm_bf16_ex(o, n, x_ready ? NULL : x, N, p[0]->in, 0, 0, gs);
   if (!epi)
-    for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, train);
+    for (int i = 0; i < n; i++) proj_tail(m, l, p[i], y[i], x, xa[i], N, drop, gs, train, x16);
 }
 
 // Under bf16 training (gate and up kept in bf16) the down projection's LoRA terms read SwiGLU's output h rounded to
@@ -318,14 +372,29 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // only with down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch).
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
                              const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
-                             const uint16_t *xb, uint16_t *dx16) {
+                             const uint16_t *xb, uint16_t *dx16, int dy16) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
+  int b16 = a && lora_b16(m, &m->ws.gemm, N), r2 = a ? (a->r + 1) / 2 : 0;
+  uint32_t *x2 = m->ws.lora_x2, *a2 = (uint32_t *)m->ws.lora_bt;  // dxa's and A's pairs under b16
+  // dy16: dy holds bf16 values that the LoRA terms read as such (the gate and up gradients under bf16 training):
+  // dxa from their bf16 rows by the skinny product (the rows converted into the GEMM's input rows when not given)
+  int sk = b16 && dy16 && a->out % 2 == 0;
+  uint16_t *dyc = sk && !dyb ? lt_gemm_bf16_act(&m->ws.gemm, N, a->out) : NULL;
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
-    if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);
+    if (dyc) lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);  // (exact) the product reads them too
+    if (dyc) dyb = dyc;
+    if (dyb && sk && lora_dxa_skinny(m, dxa, dyb, a, N) == 0)
+      lt_lora_up_backward_b16(a->gB, NULL, dyb, xa, a->B, a->scale, N, a->out, a->r);
+    else if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);
     else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
-    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, acc ? NULL : dx16};
+    lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, acc ? NULL : dx16, NULL, NULL, 0};
+    if (b16) {
+      lt_bf16_pairs_rows(x2, dxa, N, a->r);
+      lt_bf16_pairs_rank(a2, a->A, a->r, a->in, 1.0f, 0);
+      e = (lt_gemm_epi){NULL, NULL, NULL, 0, a->in, acc ? NULL : dx16, x2, a2, r2};
+    }
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
       lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
@@ -336,9 +405,25 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   if (dx) lt_mm_backward_dx(p->w, dx, dy, N, acc, &m->ws.gemm);
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
-  lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
+  if (dyc) lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
+  if (sk && (dyb || dyc) && lora_dxa_skinny(m, dxa, dyb ? dyb : dyc, a, N) == 0)
+    lt_lora_up_backward(a->gB, NULL, dy, xa, a->B, a->scale, N, a->out, a->r);
+  else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
+  if (b16) {
+    lt_bf16_pairs_rows(x2, dxa, N, a->r);
+    if (dx) lt_bf16_pairs_rank(a2, a->A, a->r, a->in, 1.0f, 0);
+  }
   if (xb && !dx) {  // (xb comes only with the fused path, which takes every case with dx)
     lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+  } else if (b16) {  // gA, then dxa A in pairs (through the dropout mask when there is one)
+    lt_lora_down_backward(a->gA, NULL, dxa, xd, a->A, N, a->in, a->r, 1);
+    if (dx && xd == x) {
+      lt_gemm_bf16_lora_add(dx, a->in, x2, a2, a->in, N, a->in, r2, 0);
+    } else if (dx) {
+      lt_gemm_bf16_lora_add(drop, a->in, x2, a2, a->in, N, a->in, r2, 1);
+      lt_lora_dropout(m, l, p->id, drop, drop, N, a->in, 1);
+      lt_add_inplace(dx, drop, (int64_t)N * a->in);
+    }
   } else if (!dx || xd == x) {
     lt_lora_down_backward(a->gA, dx, dxa, xd, a->A, N, a->in, a->r, 1);
   } else {  // through the dropout mask: the same mask and 1/(1-p) applied to the incoming gradient
@@ -349,8 +434,9 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 }
 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
-                          const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL);
+                          const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb,
+                          int dy16) {
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL, dy16);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -370,7 +456,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     float *y[3] = {c->qk_norm ? a->qpre : a->q, c->qk_norm ? a->kpre : kdst, vdst};
     float *xa[3] = {a->xa[LT_Q], a->xa[LT_K], a->xa[LT_V]};
     uint16_t *xb = norm_for(m, p, 3, xn, lt_gemm_bf16_act(gs, N, C), a->rstd1, a->x_in, L->ln1, N, gs, train, 0);
-    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, xb != NULL, NULL, xb);
+    proj_forward_n(m, l, p, y, xn, xa, 3, N, drop, gs, train, xb != NULL, NULL, xb, xn16_sem(m, p, 3, train));
   }
   if (c->qk_norm) {
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
@@ -387,7 +473,7 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   {
     const lt_linear *p[1] = {&L->proj[LT_O]};
     float *y[1] = {a->x_mid}, *xa[1] = {a->xa[LT_O]};
-    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0, NULL, NULL);
+    proj_forward_n(m, l, p, y, a->att, xa, 1, N, drop, gs, train, 0, NULL, NULL, 0);
   }
   lt_add_inplace(a->x_mid, a->x_in, (int64_t)N * C);
   // MLP block
@@ -399,7 +485,8 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     uint16_t *xb = norm_for(m, p, 2, xn, lt_gemm_bf16_act(gs, N, C), a->rstd2, a->x_mid, L->ln2, N, gs, train, 0);
     // under bf16 training with the fused epilogue the products write gate and up in bf16 themselves
     g16_direct = a->g16 && epi_ok(m, gs, N) && mm_bf16(p[0]->w, gs) && mm_bf16(p[1]->w, gs) && p[0]->in == p[1]->in;
-    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, xb != NULL, g16_direct ? y16 : NULL, xb);
+    proj_forward_n(m, l, p, y, xn, xa, 2, N, drop, gs, train, xb != NULL, g16_direct ? y16 : NULL, xb,
+                   xn16_sem(m, p, 2, train));
   }
   // under bf16 training SwiGLU also writes h's bf16 copy straight into the down product's input rows
   uint16_t *hb = a->g16 && c->ffn % 32 == 0 ? lt_gemm_bf16_act(gs, N, c->ffn) : NULL;
@@ -413,7 +500,8 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
   {
     const lt_linear *p[1] = {&L->proj[LT_DOWN]};
     float *y[1] = {x_out}, *xa[1] = {a->xa[LT_DOWN]};
-    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL, NULL, h16 ? hb : NULL);
+    proj_forward_n(m, l, p, y, h, xa, 1, N, drop, gs, train, hb != NULL, NULL, h16 ? hb : NULL,
+                   p[0]->lora && down_h16_sem(m, a, p[0], train));
   }
   lt_add_inplace(x_out, a->x_mid, (int64_t)N * C);
 }
@@ -442,7 +530,7 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // ... and its input gradient dh: in bf16 (as autocast's) when h is, into the second half of h's storage
   uint16_t *dh16 = hb ? hb + (int64_t)N * F : NULL;
-  proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb, dh16);
+  proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb, dh16, 0);
   if (pd->w->g || (pd->b && pd->b->g)) weight_grads(m, pd, dx, ws->h, N);  // (f32 h: down_h16 excludes this)
   if (!h16 && pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->dh, (int64_t)N * F);
   // ... and the SwiGLU backward dg's copy into the gate product's input rows, du's into h's storage (free now) for
@@ -467,14 +555,14 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     lt_round_bf16(ws->du, (int64_t)N * F);
   }
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
-                xnb2);
-  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, xnb2);
+                xnb2, lora16);
+  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, xnb2, lora16);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   const lt_linear *pqkv[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
   const uint16_t *xnb1 =
       norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL);
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL, 0);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -497,9 +585,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1);
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1, 0);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1, 0);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1, 0);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 

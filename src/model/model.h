@@ -114,7 +114,10 @@ typedef struct lt_workspace {
   int ce_chunk;
   // backward scratch
   float *dx, *dxn, *datt, *dq, *dk, *dv, *dg, *du, *dh, *dxa;
-  float *lora_bt;  // 3 slots of lora_bt_slot floats: s * B^T (r, out) of up to three LoRA projections (forward.c)
+  float *lora_bt;  // 3 slots of lora_bt_slot floats: s * B^T (r, out) of up to three LoRA projections (forward.c),
+                   // or in bf16 pairs along r (r/2, out) (and A's pairs (r/2, in) in backward) under lora_b16
+  uint32_t *lora_x2;  // 3 slots of N * ((r + 1) / 2): xa (or dxa) in bf16 pairs along r, under lora_b16
+  uint32_t *lora_w2;  // A or B in bf16 pairs along its long side ((features + 1) / 2, r), under lora_b16
   int64_t lora_bt_slot;
   int no_epilogue;  // LMTUNE_NO_FUSED_EPILOGUE was set at reservation: bias and LoRA terms as separate passes
   int32_t *targets, *pos;

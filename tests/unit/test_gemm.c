@@ -70,7 +70,7 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int j = 0; j < N; j++) bias[j] = frand(&s);
   for (int64_t i = 0; i < (int64_t)M * R; i++) xa[i] = frand(&s);
   for (int64_t i = 0; i < (int64_t)R * (N + 3); i++) bt[i] = frand(&s);
-  lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3, NULL};
+  lt_gemm_epi e = {nn ? NULL : bias, xa, bt, R, N + 3, NULL, NULL, NULL, 0};
   for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
   lt_gemm_nt_out o = {y2, w, N, (M + N) % 2 ? pk : NULL, &e, NULL};
   lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
@@ -95,6 +95,58 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   for (int64_t i = 0; i < (int64_t)M * N; i++) diff += y16[i] != lt_f32_to_bf16(ref[i]);
   CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d bf16=%d: bf16 output: %d values differ from the rounded f32 output",
             nn ? "NN" : "NT", M, N, K, accumulate, bf16_path, diff);
+  // the rank term in bf16 pairs (R odd: the last pair's partner 0): the epilogue equals the separate pass
+  // lt_gemm_bf16_lora_add after the bias, to the bit, and both equal a double sum of the rounded values
+  if (bf16_path) {
+    enum { R2 = (R + 1) / 2 };
+    uint32_t *x2 = malloc(sizeof(uint32_t) * (size_t)M * R2), *b2 = malloc(sizeof(uint32_t) * (size_t)R2 * (N + 3));
+    float *xr = malloc(sizeof(float) * (size_t)M * R);
+    memcpy(xr, xa, sizeof(float) * (size_t)M * R);
+    lt_bf16_pairs_rows(x2, xr, M, R);
+    lt_bf16_pairs_rank(b2, bt, R, N + 3, 0.5f, 0);
+    int rounded = 1;
+    for (int64_t i = 0; i < (int64_t)M * R; i++) rounded &= xr[i] == lt_bf16_to_f32(lt_f32_to_bf16(xa[i]));
+    CHECK_MSG(rounded, "pairs_rows: the rows are not rounded to bf16 in place");
+    e = (lt_gemm_epi){nn ? NULL : bias, NULL, NULL, 0, N + 3, NULL, x2, b2, R2};
+    for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
+    lt_gemm_bf16_ex(&o, 1, x, M, K, accumulate, nn, &gs);
+    memcpy(ref, y, sizeof(float) * (size_t)M * N);
+    if (e.bias)
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) ref[(int64_t)i * N + j] += bias[j];
+    lt_gemm_bf16_lora_add(ref, N, x2, b2, N + 3, M, N, R2, 0);
+    diff = 0;
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        diff += ref[(int64_t)i * N + j] != y2[(int64_t)i * N + j];
+        double v = y[(int64_t)i * N + j] + (e.bias ? bias[j] : 0.0), mag = fabs(v);
+        for (int q = 0; q < R; q++) {
+          float bq = lt_bf16_to_f32(lt_f32_to_bf16(0.5f * bt[(int64_t)q * (N + 3) + j]));
+          double t = (double)xr[(int64_t)i * R + q] * bq;
+          v += t;
+          mag += fabs(t);
+        }
+        double d = fabs(v - y2[(int64_t)i * N + j]) / (mag + 1e-30);
+        if (d > worst) worst = d;
+      }
+    CHECK_MSG(diff == 0, "%s M=%d N=%d K=%d acc=%d: pair epilogue: %d values differ from lt_gemm_bf16_lora_add",
+              nn ? "NN" : "NT", M, N, K, accumulate, diff);
+    CHECK_MSG(worst < 1e-6, "%s M=%d N=%d K=%d acc=%d: pair epilogue off the double sum by %g", nn ? "NN" : "NT", M,
+              N, K, accumulate, worst);
+    // pairs along the rank of a (cols, r) matrix (trans): the same words as of its transpose
+    float *btT = malloc(sizeof(float) * (size_t)R * (N + 3));
+    uint32_t *b3 = malloc(sizeof(uint32_t) * (size_t)R2 * (N + 3));
+    for (int q = 0; q < R; q++)
+      for (int j = 0; j < N + 3; j++) btT[(int64_t)j * R + q] = bt[(int64_t)q * (N + 3) + j];
+    lt_bf16_pairs_rank(b3, btT, R, N + 3, 0.5f, 1);
+    CHECK(memcmp(b2, b3, sizeof(uint32_t) * (size_t)R2 * (N + 3)) == 0);
+    free(btT);
+    free(b3);
+    free(x2);
+    free(b2);
+    free(xr);
+  }
   free(y16);
   free(ref);
   free(bias);
@@ -106,6 +158,46 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
   free(y);
   free(w);
   free(scratch);
+}
+
+// The skinny bf16 product of LoRA's xa and dxa: y (M, r) = s * x2 (M, kh pairs) . w2 (kh pairs, r), with w2 made by
+// lt_bf16_pairs_rank from a (r, 2 kh) matrix as the forward makes A's pairs: against a double sum of the rounded
+// values, for tile remainders (M), one-vector to four-vector ranks with tails, and r > 64 refused.
+static void check_skinny(int M, int kh, int r) {
+  uint64_t s = (uint64_t)(M * 131 + kh * 7 + r);
+  int K = 2 * kh, ldx = kh + 3;  // rows with slack: the row stride is ldx pairs
+  uint32_t *x2 = malloc(sizeof(uint32_t) * (size_t)M * ldx), *w2 = malloc(sizeof(uint32_t) * (size_t)kh * r);
+  float *A = malloc(sizeof(float) * (size_t)r * K), *y = malloc(sizeof(float) * (size_t)M * r);
+  for (int64_t i = 0; i < (int64_t)M * ldx; i++)
+    x2[i] = (uint32_t)lt_f32_to_bf16(frand(&s)) | (uint32_t)lt_f32_to_bf16(frand(&s)) << 16;
+  for (int64_t i = 0; i < (int64_t)r * K; i++) A[i] = frand(&s);
+  lt_bf16_pairs_rank(w2, A, K, r, 1.0f, 1);
+  for (int64_t i = 0; i < (int64_t)M * r; i++) y[i] = 12345.0f;
+  int rc = lt_bf16_skinny(y, x2, ldx, w2, M, kh, r, 0.5f);
+  if (r > 64) {
+    CHECK_MSG(rc == -1 && y[0] == 12345.0f, "skinny r=%d: not refused", r);
+  } else {
+    CHECK_MSG(rc == 0, "skinny M=%d kh=%d r=%d: refused", M, kh, r);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+      for (int q = 0; q < r; q++) {
+        double v = 0, mag = 0;
+        for (int k = 0; k < K; k++) {
+          uint32_t wd = x2[(int64_t)i * ldx + k / 2];
+          double t = lt_bf16_to_f32((uint16_t)(k % 2 ? wd >> 16 : wd)) *
+                     (double)lt_bf16_to_f32(lt_f32_to_bf16(A[(int64_t)q * K + k]));
+          v += t;
+          mag += fabs(t);
+        }
+        double d = fabs(0.5 * v - y[(int64_t)i * r + q]) / (0.5 * mag + 1e-30);
+        if (d > worst) worst = d;
+      }
+    CHECK_MSG(worst < 1e-6, "skinny M=%d kh=%d r=%d: off the double sum by %g", M, kh, r, worst);
+  }
+  free(x2);
+  free(w2);
+  free(A);
+  free(y);
 }
 
 // The fused LM head + cross-entropy in bf16: with dL/dx alone the dlogits rows go straight into the GEMM's bf16
@@ -229,6 +321,10 @@ int main(void) {
     check_lmhead_bf16(40, 16, 1000, 7);  // V % 32 = 8: a scalar tail; a target at lane 16 of a block
     check_lmhead_bf16(5, 24, 1013, 2);  // odd V, V % 32 = 21: a 16-value vector and a scalar tail
     check_lmhead_bf16(4, 64, 512, 4);   // no tail
+    if (path == 0) {
+      const int sk[][3] = {{1, 1, 1}, {23, 37, 5}, {50, 448, 16}, {25, 100, 17}, {13, 64, 33}, {7, 30, 64}, {3, 5, 65}};
+      for (size_t i = 0; i < sizeof sk / sizeof sk[0]; i++) check_skinny(sk[i][0], sk[i][1], sk[i][2]);
+    }
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
       for (int nn = 0; nn < 2; nn++)
         for (int acc = 0; acc < 2; acc++) run(shapes[i][0], shapes[i][1], shapes[i][2], nn, acc, path == 0);
