@@ -76,6 +76,12 @@ static void check_case(lt_finetune_type ft, int bf16, int ckpt, double lo, doubl
             hi);
   CHECK_MSG(fabs(p.mem_weights - real_weights(m)) < 1.0, "weights: predicted %.0f, the full model's views %.0f",
             p.mem_weights, real_weights(m));
+  // the frozen matrices' NT copies: made for these short steps unless checkpointing (lt_model_pack_nt)
+  if (ft == LT_FT_LORA && bf16 && lt_cpu_has_avx512bf16()) {
+    const lt_param *wq = m->layer[0].proj[LT_Q].w;
+    CHECK_MSG(wq->pk_nn && (wq->pk_nt != NULL) == !ckpt, "ckpt %d: q_proj packed NN %d NT %d", ckpt, wq->pk_nn != NULL,
+              wq->pk_nt != NULL);
+  }
   int64_t ntrain = 0;
   for (int i = 0; i < m->ntrain; i++) ntrain += m->train[i].numel;
   CHECK_MSG(p.mem_optim == 8.0 * (double)ntrain, "optimizer state predicted %.0f, AdamW over the full model's %lld "
@@ -166,6 +172,7 @@ int main(void) {
   // the mapping (+ norms, adapters), and with AVX512-BF16 the LM head's two packed forms (2x its bf16 size)
   // with AVX512-BF16 the frozen matrices are packed in both forms for these short steps (lt_model_pack_nt)
   check_case(LT_FT_LORA, 1, 0, 1.0, lt_cpu_has_avx512bf16() ? 2.6 : 1.4);
+  check_case(LT_FT_LORA, 1, 1, 1.0, lt_cpu_has_avx512bf16() ? 2.0 : 1.4);  // checkpointing: the NN form alone
   check_case(LT_FT_LORA, 0, 1, 3.0, 3.4);  // + f32 copies
   check_case(LT_FT_FULL, 1, 1, 5.9, 6.0);  // + f32 values, gradients, bf16 copies
   check_case(LT_FT_FREEZE, 0, 0, 3.0, 4.0);  // the last 2 of 6 layers trained: the copy has frozen and trained layers
