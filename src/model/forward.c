@@ -226,12 +226,6 @@ static void proj_tail(lt_model *m, int l, const lt_linear *p, float *y, const fl
   }
 }
 
-void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                     const lt_gemm_scratch *gs, int train) {
-  lt_mm_forward(p->w, y, x, N, 0, gs);
-  proj_tail(m, l, p, y, x, xa, N, drop, gs, train, 0);
-}
-
 // The bias and LoRA terms ride in the bf16 GEMM's epilogue (added while the output tile is in registers, in the
 // order of the separate passes, so the values are the same) for the training workspace's many-row products.
 static int epi_ok(const lt_model *m, const lt_gemm_scratch *gs, int N) {
@@ -383,8 +377,10 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   uint16_t *dyc = sk && !dyb ? lt_gemm_bf16_act(&m->ws.gemm, N, a->out) : NULL;
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
-    if (dyc) lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);  // (exact) the product reads them too
-    if (dyc) dyb = dyc;
+    if (dyc) {  // (exact) the product reads them too
+      lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
+      dyb = dyc;
+    }
     if (dyb && sk && lora_dxa_skinny(m, dxa, dyb, a, N) == 0)
       lt_lora_up_backward_b16(a->gB, NULL, dyb, xa, a->B, a->scale, N, a->out, a->r);
     else if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);

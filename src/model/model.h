@@ -193,9 +193,6 @@ void lt_ws_free(lt_workspace *ws);
 void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
                       const uint8_t *kmask, float *xn, float *h, float *att_scratch, float *drop,
                       const lt_gemm_scratch *gs, int train);
-// LoRA-aware linear: y (N,out) = x W^T + b + s * drop(x) A^T B^T
-void lt_proj_forward(lt_model *m, int l, const lt_linear *p, float *y, const float *x, float *xa, int N, float *drop,
-                     const lt_gemm_scratch *gs, int train);
 
 #define FL(n) ((size_t)(n) * sizeof(float))
 
