@@ -585,19 +585,16 @@ int lt_gemm_bf16_wgrad(float *dw, const float *dy, const float *x, int N, int ou
   return 1;
 }
 
-TARGET_BF16 static void lora_add_rows(float *y, int64_t ldy, const uint32_t *x2, const uint32_t *w2, int64_t ldw,
-                                      int i0, int i1, int N, int r2, int first) {
-  for (int i = i0; i < i1; i++) {
-    float *yr = y + (int64_t)i * ldy;
-    const uint32_t *xr = x2 + (int64_t)i * r2;
-    for (int j = 0; j < N; j += 16) {
-      __mmask16 m = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1);
-      __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yr + j);
-      for (int q = 0; q < r2; q++)
-        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)xr[q]),
-                               (__m512bh)_mm512_maskz_loadu_epi32(m, w2 + (int64_t)q * ldw + j));
-      _mm512_mask_storeu_ps(yr + j, m, acc);
-    }
+// row i of lt_gemm_bf16_lora_add
+TARGET_BF16 static void lora_add_row(float *yr, const uint32_t *xr, const uint32_t *w2, int64_t ldw, int N, int r2,
+                                     int first) {
+  for (int j = 0; j < N; j += 16) {
+    __mmask16 m = N - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - j)) - 1);
+    __m512 acc = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yr + j);
+    for (int q = 0; q < r2; q++)
+      acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32((int)xr[q]),
+                             (__m512bh)_mm512_maskz_loadu_epi32(m, w2 + (int64_t)q * ldw + j));
+    _mm512_mask_storeu_ps(yr + j, m, acc);
   }
 }
 
@@ -605,7 +602,7 @@ void lt_gemm_bf16_lora_add(float *y, int64_t ldy, const uint32_t *x2, const uint
                            int r2, int first) {
   if (!lt_cpu_has_avx512bf16() || M <= 0 || N <= 0) return;
 #pragma omp parallel for schedule(dynamic, 16) if ((int64_t)M * N * r2 > (1 << 18))
-  for (int i = 0; i < M; i++) lora_add_rows(y, ldy, x2, w2, ldw, i, i + 1, N, r2, first);
+  for (int i = 0; i < M; i++) lora_add_row(y + (int64_t)i * ldy, x2 + (int64_t)i * r2, w2, ldw, N, r2, first);
 }
 
 // rows i0.. of lt_bf16_skinny in a tile of mr rows x nz vectors of 16 rank columns (nz = ceil(r / 16))
@@ -674,13 +671,6 @@ int lt_bf16_skinny(float *y, const uint32_t *x2, int64_t ldx, const uint32_t *w2
   return 0;
 }
 
-static inline uint16_t bf16_rne(float f) {  // lt_f32_to_bf16's rounding, inlined for the scalar paths
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // NaN stays NaN (quiet)
-  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 TARGET_BF16 static void pairs_rows_bf16(uint32_t *dst, float *x, int M, int r) {
   int r2 = (r + 1) / 2;
   for (int i = 0; i < M; i++) {
@@ -710,7 +700,7 @@ void lt_bf16_pairs_rows(uint32_t *dst, float *x, int M, int r) {
   for (int i = 0; i < M; i++) {
     float *xr = x + (int64_t)i * r;
     for (int q = 0; q < r2; q++) {
-      uint16_t lo = bf16_rne(xr[2 * q]), hi = 2 * q + 1 < r ? bf16_rne(xr[2 * q + 1]) : 0;
+      uint16_t lo = lt_f32_to_bf16(xr[2 * q]), hi = 2 * q + 1 < r ? lt_f32_to_bf16(xr[2 * q + 1]) : 0;
       xr[2 * q] = lt_bf16_to_f32(lo);
       if (2 * q + 1 < r) xr[2 * q + 1] = lt_bf16_to_f32(hi);
       dst[(int64_t)i * r2 + q] = (uint32_t)lo | (uint32_t)hi << 16;
@@ -767,7 +757,7 @@ void lt_bf16_pairs_rank(uint32_t *dst, const float *w, int r, int cols, float s,
     for (int j = 0; j < cols; j++) {
       float a = trans ? w[(int64_t)j * r + 2 * q] : w[(int64_t)(2 * q) * cols + j];
       float b = 2 * q + 1 >= r ? 0.0f : trans ? w[(int64_t)j * r + 2 * q + 1] : w[(int64_t)(2 * q + 1) * cols + j];
-      dst[(int64_t)q * cols + j] = (uint32_t)bf16_rne(s * a) | (uint32_t)bf16_rne(s * b) << 16;
+      dst[(int64_t)q * cols + j] = (uint32_t)lt_f32_to_bf16(s * a) | (uint32_t)lt_f32_to_bf16(s * b) << 16;
     }
 }
 
