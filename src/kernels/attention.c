@@ -256,11 +256,13 @@ static void att_scores(const att_ctx *c, const att_slot *sl, float *S, int h, in
               c->HD, c->k + (int64_t)ks * c->KVD + kh * c->D, c->KVD, 0.0f, S, nk);
 }
 
-// In place: scores of rows [t0, t0+nt) x keys [ks, ks+nk) -> probabilities exp(s - lse), 0 where not visible.
-static void att_probs_from_lse(const att_ctx *c, float *S, const float *lse_h, int t0, int nt, int ks, int nk) {
+// In place: scores of rows [t0, t0+nt) x keys [ks, ks+nk) (row stride ld) -> probabilities exp(s - lse), 0 where
+// not visible.
+static void att_probs_from_lse(const att_ctx *c, float *S, int64_t ld, const float *lse_h, int t0, int nt, int ks,
+                               int nk) {
   for (int r = 0; r < nt; r++) {
     int t = t0 + r;
-    float *s = S + (int64_t)r * nk;
+    float *s = S + (int64_t)r * ld;
     float l = lse_h[t];
     // visible columns jlo..jhi (clipped to the tile), kmask permitting
     int jlo = key_lo(c, t) - ks, jhi = c->p0 + t - ks;
@@ -293,7 +295,7 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *s
   float *dv = g->dv + (int64_t)ks * c->KVD + kh * D, *dk = g->dk + (int64_t)ks * c->KVD + kh * D;
   float *dq = g->dq + (int64_t)t0 * c->HD + h * D;
   att_scores(c, sl, A, h, t0, nt, ks, nk);
-  att_probs_from_lse(c, A, g->lse + (int64_t)h * c->T, t0, nt, ks, nk);
+  att_probs_from_lse(c, A, nk, g->lse + (int64_t)h * c->T, t0, nt, ks, nk);
   if (want_dv) {  // dV[ks:ks+nk] += P^T dO
     if (c->bf) {
       transpose(sl->Tb, A, nt, nk);
@@ -465,19 +467,19 @@ TARGET_BF16_ATT static void rows_bf16(uint32_t *dst, int64_t nk2, const float *X
   }
 }
 
-// dS rows (nt x nk) = (A * (B - dif[row])) * scale (A = P, B = dP, row stride ld), rounded to bf16 into the
-// row-pair panels of rowpair_panels (dsp, when given) and the rows of rows_bf16 (dsr, nk2 pairs per row, when
-// given); entries beyond the tile are +0 in both.
+// One block of at most 64 keys: dS rows (nt x nv) = (A * (B - dif[row])) * scale (A = P, B = dP, row stride ld),
+// rounded to bf16 into the block's row-pair panel dsp (dsp[i * 64 + j] = pair of rows 2i, 2i+1, when given) and
+// the rows dsr (stride nk2 pairs, the block's first nw <= 64 entries, when given); +0 beyond nv in both.
 TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, const float *A, const float *B,
-                                   int64_t ld, const float *dif, float scale, int nt, int nk) {
-  int nt2 = (nt + 1) / 2, nkb = (nk + 63) / 64;
+                                   int64_t ld, const float *dif, float scale, int nt, int nv, int nw) {
+  int nt2 = (nt + 1) / 2;
   const __m512 vs = _mm512_set1_ps(scale);
   for (int i = 0; i < nt2; i++) {
     int r0 = 2 * i, two = r0 + 1 < nt;
     const float *a0 = A + (int64_t)r0 * ld, *b0 = B + (int64_t)r0 * ld;
     const __m512 d0 = _mm512_set1_ps(dif[r0]), d1 = _mm512_set1_ps(two ? dif[r0 + 1] : 0.0f);
-    for (int j = 0; j < nkb * 64; j += 16) {
-      int n = nk - j, w = (int)(2 * nk2) - j;
+    for (int j = 0; j < 64; j += 16) {
+      int n = nv - j, w = nw - j;
       __mmask16 m = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
       __m512 e0 = _mm512_maskz_mul_ps(m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a0 + j),
                                                        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, b0 + j), d0)), vs);
@@ -488,8 +490,7 @@ TARGET_BF16_ATT static void ds_pack(uint32_t *dsp, uint32_t *dsr, int64_t nk2, c
       __m256bh h0 = _mm512_cvtneps_pbh(e0), h1 = _mm512_cvtneps_pbh(e1);
       if (dsp) {
         __m512i lo = _mm512_cvtepu16_epi32((__m256i)h0), hi = _mm512_cvtepu16_epi32((__m256i)h1);
-        _mm512_store_si512((void *)(dsp + ((int64_t)(j / 64) * nt2 + i) * 64 + j % 64),
-                           _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        _mm512_store_si512((void *)(dsp + (int64_t)i * 64 + j), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
       }
       if (dsr && w > 0) {
         __mmask16 mw = w >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << w) - 1);
@@ -508,53 +509,47 @@ static inline int diag_lo(const att_ctx *c, int t0, int nt, int ks, int b) {
 }
 
 // One backward tile on packed operands: rows [t0, t0+nt) of head h against keys [ks, ks+nk), ks a multiple of 64.
+// Block by block of 64 keys, so that the block's f32 P and dP (nt x 64 each) stay in the cache: S, P, dV^T, dP,
+// dS and dK^T of a block, then dQ = dS K over all the blocks. A block's rows above its first visible row are
+// skipped (their P and dS are 0: the dS rows dQ reads there are written as zeros).
 static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_slot *sl, int h, int t0, int nt,
                                 int ks, int nk, int want_dq, int want_dk, int want_dv) {
   int kh = h / c->G, D = c->D, Dh = D / 2, T = c->T, L = c->L;
   int64_t T2 = half_up(T), L2 = half_up(L), nkb = nblk64(L), ndp = nblk64(D), b0 = ks / 64;
-  int nt2 = (nt + 1) / 2, tb = (nk + 63) / 64, nk2 = (nk + 1) / 2;
+  int tb = (nk + 63) / 64, nk2 = (nk + 1) / 2;
   float *A = sl->A, *B = sl->B;
+  int ld = att_min(64, L);  // the blocks' row stride (the slot's A and B hold bq x L floats)
   const uint32_t *qs = c->qs + ((int64_t)h * T + t0) * Dh, *dob = (const uint32_t *)c->dob + ((int64_t)h * T + t0) * Dh;
-  for (int r = 0; r < nt; r++)  // the f32 rows of dO and O for rowsum(dO * O) below: strided, so fetch them now
-    for (int d = 0; d < D; d += 16) {
-      _mm_prefetch((const char *)(g->dout + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
-      _mm_prefetch((const char *)(g->out + (int64_t)(t0 + r) * c->HD + h * D + d), _MM_HINT_T1);
-    }
-  for (int b = 0; b < tb; b++) {  // S = (scale q) K^T
-    int lo = diag_lo(c, t0, nt, ks, b);
-    lt_bf16_panel_mm(A + (int64_t)lo * nk + b * 64, nk, qs + (int64_t)lo * Dh, Dh,
-                     c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt - lo, Dh, att_min(64, nk - b * 64), 0);
-  }
-  att_probs_from_lse(c, A, g->lse + (int64_t)h * T, t0, nt, ks, nk);  // (writes the zeros of the skipped rows)
-  if (want_dv) {  // dV^T[:, keys] += dO^T P
-    rowpair_panels(sl->pp, A, nk, nt, nk);
-    for (int b = 0; b < tb; b++) {
-      int lo2 = diag_lo(c, t0, nt, ks, b) / 2;
-      lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
-                       sl->pp + ((int64_t)b * nt2 + lo2) * 64, D, nt2 - lo2, att_min(64, nk - b * 64), 1);
-    }
-  }
-  if (!want_dq && !want_dk) return;
-  for (int b = 0; b < tb; b++) {  // dP = dO V^T (zeros in the skipped rows, which ds_pack reads)
-    int lo = diag_lo(c, t0, nt, ks, b), nv = att_min(64, nk - b * 64);
-    for (int r = 0; r < lo; r++) memset(B + (int64_t)r * nk + b * 64, 0, sizeof(float) * (size_t)nv);
-    lt_bf16_panel_mm(B + (int64_t)lo * nk + b * 64, nk, dob + (int64_t)lo * Dh, Dh,
-                     c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, nt - lo, Dh, nv, 0);
-  }
   const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
   float difs[LT_ATT_BQB > LT_ATT_BQ ? LT_ATT_BQB : LT_ATT_BQ];
-  for (int r = 0; r < nt; r++) {  // rowsum(dO * O)
+  int want_ds = want_dq || want_dk;
+  for (int r = 0; want_ds && r < nt; r++) {  // rowsum(dO * O)
     const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
     difs[r] = (float)att_di(c, dor, orow);
   }
-  // dS = scale * P * (dP - rowsum(dO * O)), straight into its two bf16 layouts
-  ds_pack(want_dk ? sl->dsp : NULL, want_dq ? sl->dsr : NULL, nk2, A, B, nk, difs, c->scale, nt, nk);
-  if (want_dk) {  // dK^T[:, keys] += q^T dS
-    for (int b = 0; b < tb; b++) {
-      int lo2 = diag_lo(c, t0, nt, ks, b) / 2;
-      lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
-                       sl->dsp + ((int64_t)b * nt2 + lo2) * 64, D, nt2 - lo2, att_min(64, nk - b * 64), 1);
+  for (int b = 0; b < tb; b++) {
+    int lo = diag_lo(c, t0, nt, ks, b), lo2 = lo / 2, nv = att_min(64, nk - b * 64), rows = nt - lo;
+    float *Ab = A + (int64_t)lo * ld, *Bb = B + (int64_t)lo * ld;
+    // S = (scale q) K^T, then P
+    lt_bf16_panel_mm(Ab, ld, qs + (int64_t)lo * Dh, Dh, c->knt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, rows, Dh, nv, 0);
+    att_probs_from_lse(c, Ab, ld, g->lse + (int64_t)h * T, t0 + lo, rows, ks + b * 64, nv);
+    if (want_dv) {  // dV^T[:, block] += dO^T P
+      rowpair_panels(sl->pp + (int64_t)lo2 * 64, Ab, ld, rows, nv);
+      lt_bf16_panel_mm(c->dvT + (int64_t)kh * D * L + ks + b * 64, L, c->doT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
+                       sl->pp + (int64_t)lo2 * 64, D, (rows + 1) / 2, nv, 1);
     }
+    if (!want_ds) continue;
+    // dP = dO V^T, then dS = scale * P * (dP - rowsum(dO * O)) straight into its two bf16 layouts
+    lt_bf16_panel_mm(Bb, ld, dob + (int64_t)lo * Dh, Dh, c->vnt + ((int64_t)kh * nkb + b0 + b) * Dh * 64, rows, Dh, nv,
+                     0);
+    uint32_t *dsr = want_dq ? sl->dsr + (int64_t)b * 32 : NULL;
+    int nw = att_min(64, 2 * nk2 - b * 64);
+    for (int r = 0; dsr && r < lo; r++) memset(dsr + (int64_t)r * nk2, 0, sizeof(uint16_t) * (size_t)nw);
+    ds_pack(want_dk ? sl->dsp + (int64_t)lo2 * 64 : NULL, dsr ? dsr + (int64_t)lo * nk2 : NULL, nk2, Ab, Bb, ld, difs + lo,
+            c->scale, rows, nv, nw);
+    if (want_dk)  // dK^T[:, block] += q^T dS
+      lt_bf16_panel_mm(c->dkT + (int64_t)kh * D * L + ks + b * 64, L, c->qT + (int64_t)h * D * T2 + t0 / 2 + lo2, T2,
+                       sl->dsp + (int64_t)lo2 * 64, D, (rows + 1) / 2, nv, 1);
   }
   if (want_dq) {  // dQ += dS K; rows above the last block's lo sum the keys before that block only
     int lo = diag_lo(c, t0, nt, ks, tb - 1), kfull = 32 * (tb - 1);  // (pairs before the last block)
