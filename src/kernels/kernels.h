@@ -83,6 +83,10 @@ void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, 
 // copies wanted) when dgb and dub are given and the CPU has AVX512-BF16.
 void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, float *dh, const uint16_t *dh16,
                            const uint16_t *g16, const uint16_t *u16, int n);
+// dgb, dub only, from dh16, and hb = h in bf16 (lt_swiglu_forward_bh's bits), in one pass: -1 (nothing done) without
+// AVX512-BF16
+int lt_swiglu_backward_b16h(uint16_t *dgb, uint16_t *dub, uint16_t *hb, const uint16_t *dh16, const uint16_t *g16,
+                            const uint16_t *u16, int n);
 
 // ---- causal self-attention for one sequence, grouped-query ----
 // q (T, H*D) rows are queries at positions p0..p0+T-1; k, v (L, KV*D) with L = p0 + T keys at positions 0..L-1.

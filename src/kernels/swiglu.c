@@ -175,17 +175,20 @@ TARGET_BF16_SW static void swiglu_bwd16_b_dgb_dub(float *dg, uint16_t *dgb, floa
   }
 }
 
-// dgb, dub alone (no f32 dg, du): the values swiglu_bwd16_b_dgb_dub rounds
-TARGET_BF16_SW static void swiglu_bwd16_b16only(uint16_t *dgb, uint16_t *dub, const float *dh, const uint16_t *dh16,
-                                               const uint16_t *g16, const uint16_t *u16, int i0, int i1) {
+// dgb, dub alone (no f32 dg, du): the values swiglu_bwd16_b_dgb_dub rounds; and when hb is given, h = silu(g) * u
+// rounded as swiglu_fwd16_b_hb rounds it (the same silu bits: x / den once, times d for du and times u for h)
+TARGET_BF16_SW static void swiglu_bwd16_b16only(uint16_t *dgb, uint16_t *dub, uint16_t *hb, const float *dh,
+                                               const uint16_t *dh16, const uint16_t *g16, const uint16_t *u16, int i0,
+                                               int i1) {
   for (int i = i0; i < i1; i += 16) {
     __mmask16 k = i1 - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (i1 - i)) - 1);
     __m512 x = load_b16(k, g16 + i), v = load_b16(k, u16 + i);
     __m512 d = dh16 ? load_b16(k, dh16 + i) : _mm512_maskz_loadu_ps(k, dh + i);
-    __m512 den = swiglu_den16(x);
-    __m512 gv = swiglu_dg16(x, v, d, den, _mm512_setzero_ps()), uv = swiglu_du16(x, d, den, _mm512_setzero_ps());
+    __m512 den = swiglu_den16(x), s = _mm512_div_ps(x, den);
+    __m512 gv = swiglu_dg16(x, v, d, den, _mm512_setzero_ps()), uv = _mm512_fmadd_ps(d, s, _mm512_setzero_ps());
     _mm256_mask_storeu_epi16(dgb + i, k, (__m256i)_mm512_cvtneps_pbh(gv));
     _mm256_mask_storeu_epi16(dub + i, k, (__m256i)_mm512_cvtneps_pbh(uv));
+    if (hb) _mm256_mask_storeu_epi16(hb + i, k, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(s, v)));
   }
 }
 
@@ -284,7 +287,7 @@ void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, f
   if (dgb && dub && !dg && !du && lt_cpu_has_avx512bf16()) {
 #pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
     for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
-      swiglu_bwd16_b16only(dgb, dub, dh, dh16, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+      swiglu_bwd16_b16only(dgb, dub, NULL, dh, dh16, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
     return;
   }
   if (dgb && dub && lt_cpu_has_avx512bf16()) {
@@ -299,6 +302,15 @@ void lt_swiglu_backward_b2(float *dg, uint16_t *dgb, float *du, uint16_t *dub, f
   }
   lt_swiglu_backward_b(dg, dgb, du, dh, g16, u16, n);
   if (dub) lt_f32_to_bf16_n(dub, du, n);
+}
+
+int lt_swiglu_backward_b16h(uint16_t *dgb, uint16_t *dub, uint16_t *hb, const uint16_t *dh16, const uint16_t *g16,
+                            const uint16_t *u16, int n) {
+  if (!lt_cpu_has_avx512bf16()) return -1;
+#pragma omp parallel for schedule(dynamic, 2) if (n > LT_SWIGLU_PAR)
+  for (int i0 = 0; i0 < n; i0 += SWIGLU_BLOCK)
+    swiglu_bwd16_b16only(dgb, dub, hb, NULL, dh16, g16, u16, i0, i0 + SWIGLU_BLOCK < n ? i0 + SWIGLU_BLOCK : n);
+  return 0;
 }
 
 void lt_swiglu_backward_b(float *dg, uint16_t *dgb, float *du, const float *dh, const uint16_t *g16,

@@ -363,10 +363,11 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // scratch.
 // dyb (or NULL): dy's bf16 rows, already made (in the GEMM's input rows, lt_gemm_bf16_act, or elsewhere), for the
 // fused product. xb (or NULL, only with down_h16 or xn16_fast): x in bf16 rows, read instead of x. dx16 (or NULL,
-// only with down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch).
+// only with down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch). no_ga (the fused
+// path only): gA is left to the caller, from dxa.
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
                              const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
-                             const uint16_t *xb, uint16_t *dx16, int dy16) {
+                             const uint16_t *xb, uint16_t *dx16, int dy16, int no_ga) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   int b16 = a && lora_b16(m, &m->ws.gemm, N), r2 = a ? (a->r + 1) / 2 : 0;
@@ -394,6 +395,7 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
     lt_gemm_nt_out o = {dx, p->w->bf, p->in, p->w->pk_nn, &e, NULL};
     if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
       lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
+    if (no_ga) return;
     if (xb) lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
     else lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
@@ -432,7 +434,7 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
                           const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb,
                           int dy16) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL, dy16);
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL, dy16, 0);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -515,37 +517,44 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   const lt_linear *pgu[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
   const uint16_t *xnb2 =
       norm_for(m, pgu, 2, ws->xn, (uint16_t *)ws->xn, a->rstd2, a->x_mid, L->ln2, N, &ws->gemm, 1, 1);
-  const lt_linear *pd = &L->proj[LT_DOWN];
+  const lt_linear *pd = &L->proj[LT_DOWN], *pg = &L->proj[LT_GATE], *pu = &L->proj[LT_UP];
   int h16 = pd->lora && down_h16(m, a, pd, &ws->gemm, N, 1);
-  uint16_t *hb = h16 ? (uint16_t *)ws->h : NULL;  // (N, F) bf16 rows in h's storage
-  if (h16) lt_swiglu_forward_bh(NULL, hb, a->g16, a->u16, N * F);
-  else if (pd->lora || pd->w->g || (pd->b && pd->b->g)) {
-    if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
-    else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
-    if (pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->h, (int64_t)N * F);
-  }
-  // ... and its input gradient dh: in bf16 (as autocast's) when h is, into the second half of h's storage
-  uint16_t *dh16 = hb ? hb + (int64_t)N * F : NULL;
-  proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hb, dh16, 0);
-  if (pd->w->g || (pd->b && pd->b->g)) weight_grads(m, pd, dx, ws->h, N);  // (f32 h: down_h16 excludes this)
-  if (!h16 && pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->dh, (int64_t)N * F);
-  // ... and the SwiGLU backward dg's copy into the gate product's input rows, du's into h's storage (free now) for
-  // the up product when its fused LoRA path will read it
+  // SwiGLU's backward writes dg's copy into the gate product's input rows, du's into h's storage (free by then) for
+  // the up product when its fused LoRA path will read it.
   uint16_t *dgb = a->g16 && F % 32 == 0 ? lt_gemm_bf16_act(&ws->gemm, N, F) : NULL;
-  const lt_linear *pu = &L->proj[LT_UP];
   uint16_t *dub = dgb && pu->lora && !lt_lora_has_dropout(m) && mm_bf16(pu->w, &ws->gemm) && epi_ok(m, &ws->gemm, N)
                       ? (uint16_t *)ws->h
                       : NULL;
   // Under bf16 training the gate and up LoRA terms read dg, du rounded to bf16 (autocast's gradients of bf16
   // outputs): from dgb, dub on the fused path, which then needs no f32 copies at all; else rounded in place.
-  const lt_linear *pg = &L->proj[LT_GATE];
   int lora16 = a->g16 && !lt_lora_has_dropout(m);
   int only16 = dgb && dub && lora16 && pg->lora && mm_bf16(pg->w, &ws->gemm) && !pg->w->g && !(pg->b && pg->b->g) &&
                !pu->w->g && !(pu->b && pu->b->g);
-  if (a->g16)
+  // h in bf16 (down_h16): made by that same SwiGLU pass, into dg's storage (unused then), when it makes the bf16
+  // copies alone; the down projection's gA waits for it. Otherwise recomputed here into h's storage.
+  int hlate = h16 && only16 && lt_cpu_has_avx512bf16();
+  uint16_t *hb = h16 ? (uint16_t *)(hlate ? (void *)ws->dg : (void *)ws->h) : NULL;
+  if (h16 && !hlate) lt_swiglu_forward_bh(NULL, hb, a->g16, a->u16, N * F);
+  else if (!h16 && (pd->lora || pd->w->g || (pd->b && pd->b->g))) {
+    if (a->g16) lt_swiglu_forward_b(ws->h, a->g16, a->u16, N * F);
+    else lt_swiglu_forward(ws->h, a->g, a->u, N * F);
+    if (pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->h, (int64_t)N * F);
+  }
+  // ... and its input gradient dh: in bf16 (as autocast's) when h is, into the second half of h's storage
+  uint16_t *dh16 = h16 ? (uint16_t *)ws->h + (int64_t)N * F : NULL;
+  proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hlate ? NULL : hb, dh16,
+                   0, hlate);
+  if (pd->w->g || (pd->b && pd->b->g)) weight_grads(m, pd, dx, ws->h, N);  // (f32 h: down_h16 excludes this)
+  if (!h16 && pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->dh, (int64_t)N * F);
+  if (hlate) {
+    lt_swiglu_backward_b16h(dgb, dub, hb, dh16, a->g16, a->u16, N * F);
+    lt_lora_grad_a_b16(pd->lora->gA, ws->dxa, hb, N, F, pd->lora->r);
+  } else if (a->g16) {
     lt_swiglu_backward_b2(only16 ? NULL : ws->dg, dgb, only16 ? NULL : ws->du, dub, ws->dh, dh16, a->g16, a->u16,
                           N * F);
-  else lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
+  } else {
+    lt_swiglu_backward_ex(ws->dg, ws->du, ws->dh, a->g, a->u, N * F, 0);
+  }
   if (lora16 && !only16 && (pg->lora || pu->lora)) {
     lt_round_bf16(ws->dg, (int64_t)N * F);
     lt_round_bf16(ws->du, (int64_t)N * F);
