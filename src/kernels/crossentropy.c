@@ -2,6 +2,7 @@
 // Targets: -100 (and, defensively, anything outside [0, V)) mark ignored rows: loss 0, no gradient.
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include "core/core.h"
 #include "kernels/gemm.h"
@@ -39,9 +40,10 @@ static inline float ce_at(const void *row, int i, int kind) {
   return kind ? lt_bf16_to_f32(lt_f32_to_bf16(x)) : x;
 }
 
-// AVX-512: the row's max and sum of exp(x - max), 16 lanes at a time, the exp sums accumulated in double
+// AVX-512: the row's max and sum of exp(x - max), 16 lanes at a time, the exp sums accumulated in double; ex (when
+// given): the V values exp(x - max) summed
 static inline __attribute__((always_inline)) LT_TARGET_AVX512 void stats_body(const void *x, int V, float *mx,
-                                                                              double *sum, int kind) {
+                                                                              double *sum, int kind, float *ex) {
   __m512 vm = _mm512_set1_ps(-INFINITY);
   int i = 0;
   for (; i + 16 <= V; i += 16) vm = _mm512_max_ps(vm, ce_ld(x, i, 0xffff, kind));
@@ -51,21 +53,29 @@ static inline __attribute__((always_inline)) LT_TARGET_AVX512 void stats_body(co
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   for (i = 0; i + 16 <= V; i += 16) {
     __m512 e = lt_exp512_nonpos(_mm512_sub_ps(ce_ld(x, i, 0xffff, kind), bm));
+    if (ex) _mm512_storeu_ps(ex + i, e);
     s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
   }
   double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-  for (int j = i; j < V; j++) s += expf(ce_at(x, j, kind) - m);
+  for (int j = i; j < V; j++) {
+    float e = expf(ce_at(x, j, kind) - m);
+    if (ex) ex[j] = e;
+    s += e;
+  }
   *mx = m, *sum = s;
 }
 LT_TARGET_AVX512 static void ce_row_stats16(const float *x, int V, float *mx, double *sum) {
-  stats_body(x, V, mx, sum, 0);
+  stats_body(x, V, mx, sum, 0, NULL);
 }
 LT_TARGET_AVX512 static void ce_row_stats16_r(const float *x, int V, float *mx, double *sum) {
-  stats_body(x, V, mx, sum, 1);
+  stats_body(x, V, mx, sum, 1, NULL);
 }
 LT_TARGET_AVX512 static void ce_row_stats16_b(const uint16_t *x, int V, float *mx, double *sum) {
-  stats_body(x, V, mx, sum, 2);
+  stats_body(x, V, mx, sum, 2, NULL);
+}
+LT_TARGET_AVX512 static void ce_row_stats16_bx(const uint16_t *x, int V, float *mx, double *sum, float *ex) {
+  stats_body(x, V, mx, sum, 2, ex);
 }
 
 // z (V) <- scale * exp(z - m) / s in place (the softmax row, scaled), z as it is (kind 0) or rounded (kind 1)
@@ -122,6 +132,21 @@ TARGET_BF16_CE static void ce_row_dlogits_bf16_r(uint16_t *dst, const float *z, 
 TARGET_BF16_CE static void ce_row_dlogits_bf16_b(uint16_t *dst, const uint16_t *z, int V, float m, float k, int t,
                                                  float scale) {
   dlogits_body(dst, z, V, m, k, t, scale, 2);
+}
+
+// The row ce_row_dlogits_bf16_b makes, from the exp values ce_row_stats16_bx kept (the same bits: the same exp values
+// scaled, offset and rounded in the same order), without computing them again
+TARGET_BF16_CE static void ce_row_dlogits_bf16_x(uint16_t *dst, const float *ex, int V, float k, int t, float scale) {
+  const __m512 bk = _mm512_set1_ps(k), bs = _mm512_set1_ps(scale);
+  int i = 0;
+  for (; i + 32 <= V; i += 32) {
+    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(ex + i), bk), b = _mm512_mul_ps(_mm512_loadu_ps(ex + i + 16), bk);
+    if (t >= i && t < i + 16) a = _mm512_mask_sub_ps(a, (__mmask16)(1u << (t - i)), a, bs);
+    if (t >= i + 16 && t < i + 32) b = _mm512_mask_sub_ps(b, (__mmask16)(1u << (t - i - 16)), b, bs);
+    _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  }
+  for (int j = i; j < V; j++) dst[j] = lt_f32_to_bf16(ex[j] * k - (j == t ? scale : 0.0f));
+  if (V & 1) dst[V] = 0;
 }
 
 // max and sum(exp(x - max)) of one f32 row as it is (kind 0) or rounded to bf16 (kind 1) (avx: lt_cpu_has_avx512(),
@@ -205,6 +230,9 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, V, C, 1.0f, xc, C, w, C, 0.0f, scratch, V);
     }
     int64_t lda = 2 * (int64_t)((V + 1) / 2);
+    // with the logits in bf16 alone, scratch's first half is free: a row of f32 exp values per thread there lets
+    // the gradient pass scale them instead of computing them again
+    int keep = z16 && ab && avx && (int64_t)omp_get_max_threads() * V <= (int64_t)nc * V / 2;
     for (int r0 = 0; r0 < nc; r0 += LT_CE_SUB) {
       int nr = nc - r0 < LT_CE_SUB ? nc - r0 : LT_CE_SUB;
       double rowloss[LT_CE_SUB];
@@ -223,10 +251,13 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
         const uint16_t *zb = z16 ? z16 + (int64_t)r * V : NULL;
         float m, zt = zb ? ce_at(zb, t, 2) : ce_at(z, t, r16);
         double s;
-        if (zb) ce_row_stats16_b(zb, V, &m, &s);
+        float *ex = keep ? scratch + (int64_t)omp_get_thread_num() * V : NULL;
+        if (ex) ce_row_stats16_bx(zb, V, &m, &s, ex);
+        else if (zb) ce_row_stats16_b(zb, V, &m, &s);
         else ce_row_stats(z, V, &m, &s, avx, r16);
         if (ab) {
-          if (zb) ce_row_dlogits_bf16_b(ab + r * lda, zb, V, m, (float)(scale / s), t, scale);
+          if (ex) ce_row_dlogits_bf16_x(ab + r * lda, ex, V, (float)(scale / s), t, scale);
+          else if (zb) ce_row_dlogits_bf16_b(ab + r * lda, zb, V, m, (float)(scale / s), t, scale);
           else if (r16) ce_row_dlogits_bf16_r(ab + r * lda, z, V, m, (float)(scale / s), t, scale);
           else ce_row_dlogits_bf16(ab + r * lda, z, V, m, (float)(scale / s), t, scale);
         } else if (grads) {  // z becomes dlogits = scale * (softmax - onehot)
