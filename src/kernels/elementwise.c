@@ -3,6 +3,7 @@
 
 #include "core/core.h"
 #include "kernels/kernels.h"
+#include "kernels/vexp.h"
 
 #define LT_EW_PAR (1 << 16)
 
@@ -13,7 +14,19 @@ void lt_zero(float *x, int64_t n) {
 }
 
 // y (n) += x (n)
+static LT_TARGET_AVX512 void add16(float *y, const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 void lt_add_inplace(float *y, const float *x, int64_t n) {
+  if (lt_cpu_has_avx512()) {  // blocks of 8192
+#pragma omp parallel for schedule(dynamic, 1) if (n > LT_EW_PAR)
+    for (int64_t i = 0; i < n; i += 8192) add16(y + i, x + i, n - i < 8192 ? n - i : 8192);
+    return;
+  }
 #pragma omp parallel for schedule(dynamic, 8192) if (n > LT_EW_PAR)
   for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }

@@ -40,6 +40,35 @@ static double rowsum(const float *x, const float *p, const float *w, int C, int 
   return avx ? rowsum_avx512(x, p, w, C) : rowsum_c(x, p, w, C);
 }
 
+// y[c] = w[c] * (x[c] * r): the portable loop's two products in its order, 16 lanes at a time
+static LT_TARGET_AVX512 void scale_row16(float *y, const float *x, const float *w, float r, int C) {
+  __m512 vr = _mm512_set1_ps(r);
+  for (int c = 0; c < C; c += 16) {
+    __mmask16 m = C - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c)) - 1u);
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + c), _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), vr));
+    _mm512_mask_storeu_ps(y + c, m, v);
+  }
+}
+static void scale_row(float *y, const float *x, const float *w, float r, int C, int avx) {
+  if (avx) {
+    scale_row16(y, x, w, r, C);
+    return;
+  }
+  for (int c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+}
+
+// dx[c] += r * (w[c] * dy[c]) - k * x[c], the portable loop's operations in its order
+static LT_TARGET_AVX512 void bwd_row16(float *dx, const float *x, const float *dy, const float *w, float r, float k,
+                                       int C) {
+  __m512 vr = _mm512_set1_ps(r), vk = _mm512_set1_ps(k);
+  for (int c = 0; c < C; c += 16) {
+    __mmask16 m = C - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c)) - 1u);
+    __m512 t = _mm512_mul_ps(vr, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + c), _mm512_maskz_loadu_ps(m, dy + c)));
+    t = _mm512_sub_ps(t, _mm512_mul_ps(vk, _mm512_maskz_loadu_ps(m, x + c)));
+    _mm512_mask_storeu_ps(dx + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + c), t));
+  }
+}
+
 // x (N,C), w (C) -> y (N,C), rstd (N)
 void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C, float eps) {
   int avx = lt_cpu_has_avx512();
@@ -49,7 +78,7 @@ void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, i
     float *yr = y + (int64_t)n * C;
     float var = (float)(rowsum(xr, NULL, NULL, C, avx) / C);
     float r = 1.0f / sqrtf(var + eps);  // torch.rsqrt on CPU is 1/sqrt
-    for (int c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * r);
+    scale_row(yr, xr, w, r, C, avx);
     if (rstd) rstd[n] = r;
   }
 }
@@ -71,7 +100,7 @@ void lt_rmsnorm_forward_b16(float *y, uint16_t *yb, float *rstd, const float *x,
     for (int c0 = 0; c0 < C; c0 += RMS_CHUNK) {  // chunks of 512 (a multiple of 32): the same rounding per block
       int cn = C - c0 < RMS_CHUNK ? C - c0 : RMS_CHUNK;
       float *yr = y ? y + (int64_t)n * C + c0 : buf;
-      for (int c = 0; c < cn; c++) yr[c] = w[c0 + c] * (xr[c0 + c] * r);
+      scale_row(yr, xr + c0, w + c0, r, cn, avx);
       lt_f32_to_bf16_st(yb + n * ldb + c0, yr, cn);
     }
     if (C & 1) yb[n * ldb + C] = 0;
@@ -91,6 +120,10 @@ void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
       float r = rstd[n];
       double dot = rowsum(xr, dyr, w, C, avx);
       float k = (float)(dot * r * r * r / C);
+      if (avx) {
+        bwd_row16(dxr, xr, dyr, w, r, k, C);
+        continue;
+      }
       for (int c = 0; c < C; c++) dxr[c] += r * (w[c] * dyr[c]) - k * xr[c];
     }
   }
