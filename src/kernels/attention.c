@@ -47,7 +47,7 @@ typedef struct {
   // scale * q, and q and dout transposed into pairs along rows (D x T2); f32 dK^T, dV^T accumulators (D x L).
   int pk;
   uint32_t *knt, *vnt, *knn, *vnn, *qs, *qT, *doT;
-  float *dkT, *dvT;
+  float *dkT, *dvT, *di;  // di (H, T): rowsum(dO * O) per head and row
 } att_ctx;
 
 // A thread's scratch: A, B (bq x L), and for bf16 products Tb (L x bq, transposes), qt (bq x D, a scaled query
@@ -79,7 +79,7 @@ static void att_init(att_ctx *c, const float *q, const float *k, const float *v,
   c->bf = c->pk = 0;
   c->kb = c->vb = c->qb = c->dob = NULL;
   c->knt = c->vnt = c->knn = c->vnn = c->qs = c->qT = c->doT = NULL;
-  c->dkT = c->dvT = NULL;
+  c->dkT = c->dvT = c->di = NULL;
   c->scale = (float)(1.0 / sqrt((double)D));  // head_dim ** -0.5 as Python computes it
   c->avx = lt_cpu_has_avx512();
 }
@@ -95,10 +95,17 @@ static inline LT_TARGET_AVX512 __mmask16 vis16(const uint8_t *km, int j, int jhi
 // s[jlo..jhi] -> exp(s - sub) where visible, 0 elsewhere in that range; returns the f32 sum of the row's values.
 static LT_TARGET_AVX512 float exp_row16(float *s, const uint8_t *km, int jlo, int jhi, float sub) {
   __m512 acc = _mm512_setzero_ps(), vs = _mm512_set1_ps(sub);
-  for (int j = jlo; j <= jhi; j += 16) {
+  int j0 = jlo;
+  if (!km)  // whole vectors without masks (the same values and sums as the masked loop)
+    for (; j0 + 15 <= jhi; j0 += 16) {
+      __m512 e = lt_exp512_softmax(_mm512_sub_ps(_mm512_loadu_ps(s + j0), vs));
+      _mm512_storeu_ps(s + j0, e);
+      acc = _mm512_add_ps(acc, e);
+    }
+  for (int j = j0; j <= jhi; j += 16) {
     __mmask16 in = jhi - j + 1 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (jhi - j + 1)) - 1);
     __mmask16 v = vis16(km, j, jhi);
-    __m512 e = _mm512_maskz_mov_ps(v, lt_exp512_nonpos(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vs)));
+    __m512 e = _mm512_maskz_mov_ps(v, lt_exp512_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, s + j), vs)));
     _mm512_mask_storeu_ps(s + j, in, e);
     acc = _mm512_add_ps(acc, e);
   }
@@ -172,7 +179,8 @@ static int64_t slot_packed(int T, int L) {
 static int64_t shared_packed(int T, int L, int H, int KV, int D) {
   int64_t Dh = D / 2, L2 = half_up(L), T2 = half_up(T);
   return 16 + 2 * up16((int64_t)KV * nblk64(L) * Dh * 64) + 2 * up16((int64_t)KV * nblk64(D) * L2 * 64) +
-         up16((int64_t)H * T * Dh) + 2 * up16((int64_t)H * D * T2) + 2 * up16((int64_t)KV * D * L);
+         up16((int64_t)H * T * Dh) + 2 * up16((int64_t)H * D * T2) + 2 * up16((int64_t)KV * D * L) +
+         up16((int64_t)H * T);
 }
 
 // floats per thread
@@ -371,10 +379,11 @@ TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, in
   }
 }
 
-// Packed operands (after att_bf16_setup; see att_ctx). Forward: K as NT and V as NN panels, scale * q rows.
-// Backward (bwd = 1, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
-// into row pairs, and the dK^T, dV^T accumulators zeroed.
-static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
+// Packed operands (after att_bf16_setup; see att_ctx). Forward (g NULL): K as NT and V as NN panels, scale * q rows.
+// Backward (g given, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
+// into row pairs, rowsum(dO * O) per head and row, and the dK^T, dV^T accumulators zeroed.
+static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
+  int bwd = g != NULL;
   int T = c->T, L = c->L, H = c->H, KV = c->KV, D = c->D, Dh = D / 2;
   int64_t L2 = half_up(L), T2 = half_up(T), nkb = nblk64(L), ndp = nblk64(D);
   float *p = align64f(scratch + att_shared(T, L, H, KV, D, 1) - shared_packed(T, L, H, KV, D));
@@ -396,6 +405,8 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
   c->dkT = p;
   p += up16((int64_t)KV * D * L);
   c->dvT = p;
+  p += up16((int64_t)KV * D * L);
+  c->di = bwd ? p : NULL;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int task = 0; task < KV + H; task++) {
     if (task < KV) {
@@ -421,6 +432,9 @@ static void att_packed_setup(att_ctx *c, float *scratch, int bwd) {
       if (bwd) {
         rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
         rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
+        for (int t = 0; t < T; t++)
+          c->di[(int64_t)h * T + t] = (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D,
+                                                    g->out + (int64_t)t * c->HD + h * D);
       }
     }
   }
@@ -520,13 +534,8 @@ static void att_bwd_tile_packed(const att_ctx *c, const att_grads *g, const att_
   float *A = sl->A, *B = sl->B;
   int ld = att_min(64, L);  // the blocks' row stride (the slot's A and B hold bq x L floats)
   const uint32_t *qs = c->qs + ((int64_t)h * T + t0) * Dh, *dob = (const uint32_t *)c->dob + ((int64_t)h * T + t0) * Dh;
-  const float *dO = g->dout + (int64_t)t0 * c->HD + h * D;
-  float difs[LT_ATT_BQB > LT_ATT_BQ ? LT_ATT_BQB : LT_ATT_BQ];
+  const float *difs = c->di + (int64_t)h * T + t0;  // rowsum(dO * O)
   int want_ds = want_dq || want_dk;
-  for (int r = 0; want_ds && r < nt; r++) {  // rowsum(dO * O)
-    const float *dor = dO + (int64_t)r * c->HD, *orow = g->out + (int64_t)(t0 + r) * c->HD + h * D;
-    difs[r] = (float)att_di(c, dor, orow);
-  }
   for (int b = 0; b < tb; b++) {
     int lo = diag_lo(c, t0, nt, ks, b), lo2 = lo / 2, nv = att_min(64, nk - b * 64), rows = nt - lo;
     float *Ab = A + (int64_t)lo * ld, *Bb = B + (int64_t)lo * ld;
@@ -602,7 +611,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
   if (bf16) att_bf16_setup(&c, scratch, NULL);
-  if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 0);
+  if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, NULL);
   int bq = att_bq(T), nb = (T + bq - 1) / bq, ntasks = H * nb;
   int nth = omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntasks > 1 && nth > 1)
@@ -689,7 +698,7 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
   int nth = omp_get_max_threads();
   if (KV >= nth || nth == 1) {
-    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, 1);
+    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, &g);
     if (c.pk) bq = att_bqb(T);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {

@@ -52,7 +52,7 @@ static inline __attribute__((always_inline)) LT_TARGET_AVX512 void stats_body(co
   __m512 bm = _mm512_set1_ps(m);
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   for (i = 0; i + 16 <= V; i += 16) {
-    __m512 e = lt_exp512_nonpos(_mm512_sub_ps(ce_ld(x, i, 0xffff, kind), bm));
+    __m512 e = lt_exp512_softmax(_mm512_sub_ps(ce_ld(x, i, 0xffff, kind), bm));
     if (ex) _mm512_storeu_ps(ex + i, e);
     s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
@@ -84,7 +84,7 @@ static inline __attribute__((always_inline)) LT_TARGET_AVX512 void softmax_body(
   __m512 bm = _mm512_set1_ps(m), bk = _mm512_set1_ps(k);
   int i = 0;
   for (; i + 16 <= V; i += 16)
-    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(ce_ld(z, i, 0xffff, kind), bm)), bk));
+    _mm512_storeu_ps(z + i, _mm512_mul_ps(lt_exp512_softmax(_mm512_sub_ps(ce_ld(z, i, 0xffff, kind), bm)), bk));
   for (; i < V; i++) z[i] = expf(ce_at(z, i, kind) - m) * k;
 }
 LT_TARGET_AVX512 static void ce_row_softmax16(float *z, int V, float m, float k) { softmax_body(z, V, m, k, 0); }
@@ -102,8 +102,8 @@ static inline __attribute__((always_inline)) TARGET_BF16_CE void dlogits_body(ui
   int i = 0;
   for (; i + 32 <= V; i += 32) {
     __m512 za = ce_ld(z, i, 0xffff, kind), zb = ce_ld(z, i + 16, 0xffff, kind);
-    __m512 a = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(za, bm)), bk);
-    __m512 b = _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(zb, bm)), bk);
+    __m512 a = _mm512_mul_ps(lt_exp512_softmax(_mm512_sub_ps(za, bm)), bk);
+    __m512 b = _mm512_mul_ps(lt_exp512_softmax(_mm512_sub_ps(zb, bm)), bk);
     if (t >= i && t < i + 16) a = _mm512_mask_sub_ps(a, (__mmask16)(1u << (t - i)), a, bs);
     if (t >= i + 16 && t < i + 32) b = _mm512_mask_sub_ps(b, (__mmask16)(1u << (t - i - 16)), b, bs);
     _mm512_storeu_si512((void *)(dst + i), (__m512i)_mm512_cvtne2ps_pbh(b, a));
@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) TARGET_BF16_CE void dlogits_body(ui
   int n = V - i, j = 0;
   if (n >= 16) {  // one more whole vector in the f32 row
     __m512 zv = ce_ld(z, i, 0xffff, kind);
-    _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512_nonpos(_mm512_sub_ps(zv, bm)), bk));
+    _mm512_storeu_ps(tail, _mm512_mul_ps(lt_exp512_softmax(_mm512_sub_ps(zv, bm)), bk));
     j = 16;
   }
   for (; j < n; j++) tail[j] = expf(ce_at(z, i + j, kind) - m) * k;

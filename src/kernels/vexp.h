@@ -39,6 +39,25 @@ static inline LT_TARGET_AVX512 __m512 lt_exp512_nonpos(__m512 x) {
   return lt_exp512_core(_mm512_max_ps(_mm512_set1_ps(-87.33654785156250f), x));  // the second operand on NaN: x
 }
 
+// exp for softmax arguments (x - max, x - lse: not positive), cheaper: one-constant range reduction by ln 2 and a
+// degree-5 polynomial (fitted to e^r on [-ln2/2, ln2/2], 1.05e-7 relative in exact arithmetic): measured within
+// 2.2e-7 relative of exp on [-20, 0] and 4e-7 down to -87 (the reduction's error grows with the exponent), in 10
+// instructions instead of 14. Probabilities go on to bf16 products and f32 sums, where this is far below their
+// rounding. Below -87.3 the result is exp(-87.3); NaN stays NaN.
+static inline LT_TARGET_AVX512 __m512 lt_exp512_softmax(__m512 x) {
+  __m512 xc = _mm512_max_ps(_mm512_set1_ps(-87.33654785156250f), x);
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945309f), xc);
+  __m512 p = _mm512_set1_ps(8.3125019446e-3f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1890118271e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6667114198e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.9999231100e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // 1 when the AVX-512 paths are in use (the CPU has AVX-512 F/DQ/BW/VL and LMTUNE_NO_AVX512 is not set).
 static inline int lt_cpu_has_avx512(void) {
   if (getenv("LMTUNE_NO_AVX512")) return 0;
