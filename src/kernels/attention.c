@@ -616,7 +616,8 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
   int nth = omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntasks > 1 && nth > 1)
   for (int task = 0; task < ntasks; task++) {
-    int h = task / nb, t0 = (task % nb) * bq, nt = att_min(bq, T - t0), kh = h / c.G;
+    // the largest tiles (the last rows, which see the most keys) first, so that the threads end on small ones
+    int h = task % H, t0 = (nb - 1 - task / H) * bq, nt = att_min(bq, T - t0), kh = h / c.G;
     int ks = key_lo(&c, t0);
     if (c.pk) ks = ks / 64 * 64;  // whole key panels; the keys left of the window get probability 0
     int nk = p0 + t0 + nt - ks;

@@ -196,6 +196,23 @@ static inline __attribute__((always_inline)) TARGET_BF16 void kern(const int mr,
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
   }
+  // The output tile's lines, for writing (and reading when accumulating), fetched now: with thousands of rows they
+  // come from L3 or memory, and the loop below hides the wait.
+  if (kh >= 64) {
+    if (e && e->y16) {
+#pragma GCC unroll 6
+      for (int i = 0; i < mr; i++) {
+        const uint16_t *c16 = e->y16 + (row0 + i) * ldc + col0;
+        __builtin_prefetch(c16, 1, 3);
+        __builtin_prefetch(c16 + 32, 1, 3);
+      }
+    } else {
+#pragma GCC unroll 6
+      for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) __builtin_prefetch(c + i * ldc + 16 * j, 1, 3);
+    }
+  }
   for (int q = 0; q < kh; q++) {
     if ((q & 15) == 0 && q + 64 < kh) {
 #pragma GCC unroll 6
