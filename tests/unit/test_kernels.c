@@ -943,6 +943,7 @@ int main(void) {
   test_rmsnorm(4, 16, 1e-5f, 1000);
   test_rmsnorm(3, 13, 1e-6f, 1000);
   test_rmsnorm(64, 600, 1e-5f, 60);
+  test_rmsnorm(2, 25, 1e-6f, 1000);  // three whole 8-lane steps and a one-element tail
 
   test_rope(5, 3, 8, 1000);
   test_rope(5, 2, 16, 1000);
