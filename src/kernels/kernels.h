@@ -33,6 +33,11 @@ void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, i
 // lt_lora_up_backward gives on the widened values); dxa NULL: gB alone
 void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const float *xa, const float *B, float s,
                              int N, int out, int r);
+// gB (out,r) += s dyb^T xa as bf16 products with f32 sums (vdpbf16ps over pairs of rows), for xa holding bf16
+// values (LoRA under bf16 compute): xa's pairs of rows are built in xp (ceil(N/2) x r values of 32 bits within
+// xp_bytes). 0 when done; -1 (gB untouched) without AVX512-BF16 or with xp too small.
+int lt_lora_grad_b_bf16(float *gB, const uint16_t *dyb, const float *xa, float s, int N, int out, int r, uint32_t *xp,
+                        size_t xp_bytes);
 
 // ---- embedding ----
 // ids (N), wte (V,C) -> out (N,C)

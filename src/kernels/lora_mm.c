@@ -445,3 +445,77 @@ void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, i
       gA[(int64_t)q * in + k] += acc;
     }
 }
+
+// ---- gB from bf16 products (lt_lora_grad_b_bf16) ----
+#define TARGET_BF16_LORA __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+// lane order that turns (16 values of row a | 16 of row b) into the pairs (a_j, b_j)
+#define PAIR16 31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, \
+               17, 1, 16, 0
+
+// xp[p * r + q] = (bf16(xa[2p][q]), bf16(xa[2p+1][q])), an odd N's last partner 0
+TARGET_BF16_LORA static void xa_pairs(uint32_t *xp, const float *xa, int N, int r) {
+  const __m512i pair = _mm512_set_epi16(PAIR16);
+  for (int p = 0; p < (N + 1) / 2; p++)
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      __mmask16 qm = tail16(r - q0);
+      __m512 lo = _mm512_maskz_loadu_ps(qm, xa + (int64_t)(2 * p) * r + q0);
+      __m512 hi = 2 * p + 1 < N ? _mm512_maskz_loadu_ps(qm, xa + (int64_t)(2 * p + 1) * r + q0) : _mm512_setzero_ps();
+      _mm512_mask_storeu_epi32(xp + (int64_t)p * r + q0, qm,
+                               _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(hi, lo)));
+    }
+}
+
+// acc[q] += dy's pairs of rows at columns j0.. (mask jm) times xp's pair q, q < qn, over all pairs of rows
+static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m512 acc[16], const uint16_t *dyb,
+                                                                           const uint32_t *xp, int N, int out,
+                                                                           int r, int j0, int q0, __mmask16 jm,
+                                                                           int qn) {
+  const __m512i pair = _mm512_set_epi16(PAIR16);
+  for (int p = 0; p < (N + 1) / 2; p++) {
+    __m256i a = _mm256_maskz_loadu_epi16(jm, dyb + (int64_t)(2 * p) * out + j0);
+    __m256i b = 2 * p + 1 < N ? _mm256_maskz_loadu_epi16(jm, dyb + (int64_t)(2 * p + 1) * out + j0)
+                              : _mm256_setzero_si256();
+    __m512bh d = (__m512bh)_mm512_permutexvar_epi16(pair, _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+    const uint32_t *xr = xp + (int64_t)p * r + q0;
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+      if (q < qn) acc[q] = _mm512_dpbf16_ps(acc[q], d, (__m512bh)_mm512_set1_epi32((int)xr[q]));
+  }
+}
+
+TARGET_BF16_LORA static void grad_b_bf16(float *gB, const uint16_t *dyb, const uint32_t *xp, float s, int N, int out,
+                                         int r) {
+  int nj = (out + 15) / 16;
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * out * r > (1 << 18))
+  for (int t = 0; t < nj; t++) {
+    int j0 = 16 * t, jn = LT_MIN(16, out - j0);
+    __mmask16 jm = tail16(jn);
+    for (int q0 = 0; q0 < r; q0 += 16) {
+      int qn = LT_MIN(16, r - q0);
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+      if (qn == 16) gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, 16);
+      else gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, qn);
+      __m512i tr[16];
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) tr[q] = _mm512_castps_si512(acc[q]);
+      lt_transpose16x16(tr);  // tr[jj]: column j0 + jj's sums over q
+      __mmask16 qm = tail16(qn);
+      for (int jj = 0; jj < jn; jj++) {
+        float *g = gB + (int64_t)(j0 + jj) * r + q0;
+        _mm512_mask_storeu_ps(g, qm, _mm512_fmadd_ps(_mm512_castsi512_ps(tr[jj]), _mm512_set1_ps(s),
+                                                      _mm512_maskz_loadu_ps(qm, g)));
+      }
+    }
+  }
+}
+
+int lt_lora_grad_b_bf16(float *gB, const uint16_t *dyb, const float *xa, float s, int N, int out, int r, uint32_t *xp,
+                        size_t xp_bytes) {
+  if (!lt_cpu_has_avx512bf16() || !xp || (size_t)((N + 1) / 2) * (size_t)r * sizeof(uint32_t) > xp_bytes) return -1;
+  if (N <= 0 || r <= 0 || out <= 0) return 0;
+  xa_pairs(xp, xa, N, r);
+  grad_b_bf16(gB, dyb, xp, s, N, out, r);
+  return 0;
+}

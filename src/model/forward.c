@@ -204,6 +204,13 @@ static int lora_dxa_skinny(lt_model *m, float *dxa, const uint16_t *dyb, const l
   return lt_bf16_skinny(dxa, (const uint32_t *)dyb, a->out / 2, m->ws.lora_w2, N, a->out / 2, a->r, a->scale);
 }
 
+// ... and gB += s dy^T xa as bf16 products (lt_lora_grad_b_bf16; xa's values are bf16 under lora_b16, dy's when the
+// caller has its bf16 rows dyb), xa's pairs of rows in lora_x2 (free until the input gradient's pairs). 0 when done.
+static int lora_gb_bf16(lt_model *m, const lt_lora *a, const uint16_t *dyb, const float *xa, int N) {
+  size_t cap = sizeof(uint32_t) * (size_t)(3 * (int64_t)N * ((lt_lora_max_r(m) + 1) / 2));
+  return lt_lora_grad_b_bf16(a->gB, dyb, xa, a->scale, N, a->out, a->r, m->ws.lora_x2, cap);
+}
+
 // x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
 // bias and LoRA terms of a projection whose base product y = x W^T is done
 // x16: x holds bf16 values that the LoRA terms read as such (xn16_sem, down_h16_sem)
@@ -382,9 +389,10 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
       lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
       dyb = dyc;
     }
-    if (dyb && sk && lora_dxa_skinny(m, dxa, dyb, a, N) == 0)
-      lt_lora_up_backward_b16(a->gB, NULL, dyb, xa, a->B, a->scale, N, a->out, a->r);
-    else if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);
+    if (dyb && sk && lora_dxa_skinny(m, dxa, dyb, a, N) == 0) {  // dxa and gB both from bf16 products
+      if (lora_gb_bf16(m, a, dyb, xa, N) != 0)
+        lt_lora_up_backward_b16(a->gB, NULL, dyb, xa, a->B, a->scale, N, a->out, a->r);
+    } else if (dyb) lt_lora_up_backward_b16(a->gB, dxa, dyb, xa, a->B, a->scale, N, a->out, a->r);
     else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
     lt_gemm_epi e = {NULL, dxa, a->A, a->r, a->in, acc ? NULL : dx16, NULL, NULL, 0};
     if (b16) {
@@ -404,9 +412,10 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   if (!a) return;
   // gB (out,r) += s dy^T xa ; dxa (N,r) = s dy B ; gA (r,in) += dxa^T drop(x) ; dx += drop'(dxa A)
   if (dyc) lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
-  if (sk && (dyb || dyc) && lora_dxa_skinny(m, dxa, dyb ? dyb : dyc, a, N) == 0)
-    lt_lora_up_backward(a->gB, NULL, dy, xa, a->B, a->scale, N, a->out, a->r);
-  else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
+  if (sk && (dyb || dyc) && lora_dxa_skinny(m, dxa, dyb ? dyb : dyc, a, N) == 0) {  // as the fused path
+    if (lora_gb_bf16(m, a, dyb ? dyb : dyc, xa, N) != 0)
+      lt_lora_up_backward(a->gB, NULL, dy, xa, a->B, a->scale, N, a->out, a->r);
+  } else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
   if (b16) {
     lt_bf16_pairs_rows(x2, dxa, N, a->r);
     if (dx) lt_bf16_pairs_rank(a2, a->A, a->r, a->in, 1.0f, 0);

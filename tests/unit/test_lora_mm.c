@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "core/core.h"
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "test.h"
 
@@ -168,6 +169,29 @@ static void check_shape(int N, int in, int out, int r, int acc) {
   for (int64_t i = 0; i < (int64_t)out * r; i++) e17 = fmax(e17, fabs(gB16[i] - od.gB[i]) / (fabs(od.gB[i]) + 1.0));
   for (int64_t i = 0; i < (int64_t)N * r; i++) e17 = fmax(e17, fabs(dxa16[i] - od.dxa[i]) / (fabs(od.dxa[i]) + 1.0));
   CHECK_MSG(e17 < 1e-4, "N=%d out=%d r=%d: bf16-input gB / dxa off by %g", N, out, r, e17);
+  // gB from bf16 products over pairs of rows (xa's values bf16 too): against a double sum, from 0.5
+  {
+    float *vr = malloc(sizeof(float) * (size_t)(N * r > 0 ? N * r : 1)), *gb = malloc(sizeof(float) * (size_t)out * r);
+    size_t xpb = sizeof(uint32_t) * (size_t)((N + 1) / 2) * (size_t)r;
+    uint32_t *xp = malloc(xpb > 0 ? xpb : 4);
+    for (int64_t i = 0; i < (int64_t)N * r; i++) vr[i] = lt_bf16_to_f32(lt_f32_to_bf16(v[i]));
+    for (int64_t i = 0; i < (int64_t)out * r; i++) gb[i] = 0.5f;
+    CHECK(xpb == 0 || lt_lora_grad_b_bf16(gb, dyb, vr, s, N, out, r, xp, xpb - 1) == -1);  // xp too small
+    int rc = lt_lora_grad_b_bf16(gb, dyb, vr, s, N, out, r, xp, xpb);
+    CHECK_MSG(rc == 0 || (rc == -1 && !lt_cpu_has_avx512bf16()), "N=%d out=%d r=%d: rc %d", N, out, r, rc);
+    double eb = 0;
+    for (int j = 0; rc == 0 && j < out; j++)
+      for (int q = 0; q < r; q++) {
+        double ref = 0;
+        for (int n = 0; n < N; n++) ref += (double)dy[(int64_t)n * out + j] * vr[(int64_t)n * r + q];
+        ref = 0.5 + s * ref;
+        eb = fmax(eb, fabs(gb[(int64_t)j * r + q] - ref) / (fabs(ref) + 1.0));
+      }
+    CHECK_MSG(eb < 1e-5, "N=%d out=%d r=%d: bf16-product gB off by %g", N, out, r, eb);
+    free(vr);
+    free(gb);
+    free(xp);
+  }
   free_outs(&od);
   free(dyb);
   free(gB16);
