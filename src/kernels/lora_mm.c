@@ -326,6 +326,21 @@ LORA_STEP gb16_rows(__m512 acc[16], const uint16_t *dyb, const float *xa, int N,
   }
 }
 
+// gB rows j0..j0+jn, ranks q0..q0+qn += s * the tile's sums acc[q] (lane jj: column j0 + jj), by a 16 x 16 transpose
+static inline __attribute__((always_inline)) LT_TARGET_AVX512 void gb_store(float *gB, const __m512 acc[16], float s,
+                                                                           int r, int j0, int jn, int q0, int qn) {
+  __m512i tr[16];
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q++) tr[q] = _mm512_castps_si512(acc[q]);
+  lt_transpose16x16(tr);  // tr[jj]: column j0 + jj's sums over q
+  __mmask16 qm = tail16(qn);
+  for (int jj = 0; jj < jn; jj++) {
+    float *g = gB + (int64_t)(j0 + jj) * r + q0;
+    _mm512_mask_storeu_ps(g, qm, _mm512_fmadd_ps(_mm512_castsi512_ps(tr[jj]), _mm512_set1_ps(s),
+                                                  _mm512_maskz_loadu_ps(qm, g)));
+  }
+}
+
 LT_TARGET_AVX512 static void gradB_avx512_b16(float *gB, const uint16_t *dyb, const float *xa, float s, int N,
                                               int out, int r) {
   int nj = (out + 15) / 16;
@@ -340,16 +355,7 @@ LT_TARGET_AVX512 static void gradB_avx512_b16(float *gB, const uint16_t *dyb, co
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
       if (qn == 16) gb16_rows(acc, dyb, xa, N, out, r, j0, q0, jm, 16);
       else gb16_rows(acc, dyb, xa, N, out, r, j0, q0, jm, qn);
-      __m512i tr[16];
-#pragma GCC unroll 16
-      for (int q = 0; q < 16; q++) tr[q] = _mm512_castps_si512(acc[q]);
-      lt_transpose16x16(tr);  // tr[jj]: column j0 + jj's sums over q
-      __mmask16 qm = tail16(qn);
-      for (int jj = 0; jj < jn; jj++) {
-        float *g = gB + (int64_t)(j0 + jj) * r + q0;
-        _mm512_mask_storeu_ps(g, qm, _mm512_fmadd_ps(_mm512_castsi512_ps(tr[jj]), _mm512_set1_ps(s),
-                                                      _mm512_maskz_loadu_ps(qm, g)));
-      }
+      gb_store(gB, acc, s, r, j0, jn, q0, qn);
     }
   }
 }
@@ -497,16 +503,7 @@ TARGET_BF16_LORA static void grad_b_bf16(float *gB, const uint16_t *dyb, const u
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
       if (qn == 16) gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, 16);
       else gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, qn);
-      __m512i tr[16];
-#pragma GCC unroll 16
-      for (int q = 0; q < 16; q++) tr[q] = _mm512_castps_si512(acc[q]);
-      lt_transpose16x16(tr);  // tr[jj]: column j0 + jj's sums over q
-      __mmask16 qm = tail16(qn);
-      for (int jj = 0; jj < jn; jj++) {
-        float *g = gB + (int64_t)(j0 + jj) * r + q0;
-        _mm512_mask_storeu_ps(g, qm, _mm512_fmadd_ps(_mm512_castsi512_ps(tr[jj]), _mm512_set1_ps(s),
-                                                      _mm512_maskz_loadu_ps(qm, g)));
-      }
+      gb_store(gB, acc, s, r, j0, jn, q0, qn);
     }
   }
 }
