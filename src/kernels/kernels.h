@@ -38,6 +38,9 @@ void lt_lora_up_backward_b16(float *gB, float *dxa, const uint16_t *dyb, const f
 // xp_bytes). 0 when done; -1 (gB untouched) without AVX512-BF16 or with xp too small.
 int lt_lora_grad_b_bf16(float *gB, const uint16_t *dyb, const float *xa, float s, int N, int out, int r, uint32_t *xp,
                         size_t xp_bytes);
+// gA (r,in) += dxa^T xb the same way, for dxa holding bf16 values: dxa's pairs of rows in xp (as above)
+int lt_lora_grad_a_bf16(float *gA, const uint16_t *xb, const float *dxa, int N, int in, int r, uint32_t *xp,
+                        size_t xp_bytes);
 
 // ---- embedding ----
 // ids (N), wte (V,C) -> out (N,C)

@@ -471,15 +471,16 @@ TARGET_BF16_LORA static void xa_pairs(uint32_t *xp, const float *xa, int N, int 
     }
 }
 
-// acc[q] += dy's pairs of rows at columns j0.. (mask jm) times xp's pair q, q < qn, over all pairs of rows
-static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m512 acc[16], const uint16_t *dyb,
-                                                                           const uint32_t *xp, int N, int out,
-                                                                           int r, int j0, int q0, __mmask16 jm,
-                                                                           int qn) {
+// acc[q] += the long operand's pairs of rows p0..p1 (L: N rows of len bf16) at columns j0.. (mask jm) times xp's
+// pair q, q < qn
+static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m512 acc[16], const uint16_t *L,
+                                                                           const uint32_t *xp, int p0, int p1, int N,
+                                                                           int len, int r, int j0, int q0,
+                                                                           __mmask16 jm, int qn) {
   const __m512i pair = _mm512_set_epi16(PAIR16);
-  for (int p = 0; p < (N + 1) / 2; p++) {
-    __m256i a = _mm256_maskz_loadu_epi16(jm, dyb + (int64_t)(2 * p) * out + j0);
-    __m256i b = 2 * p + 1 < N ? _mm256_maskz_loadu_epi16(jm, dyb + (int64_t)(2 * p + 1) * out + j0)
+  for (int p = p0; p < p1; p++) {
+    __m256i a = _mm256_maskz_loadu_epi16(jm, L + (int64_t)(2 * p) * len + j0);
+    __m256i b = 2 * p + 1 < N ? _mm256_maskz_loadu_epi16(jm, L + (int64_t)(2 * p + 1) * len + j0)
                               : _mm256_setzero_si256();
     __m512bh d = (__m512bh)_mm512_permutexvar_epi16(pair, _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
     const uint32_t *xr = xp + (int64_t)p * r + q0;
@@ -489,21 +490,33 @@ static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m5
   }
 }
 
-TARGET_BF16_LORA static void grad_b_bf16(float *gB, const uint16_t *dyb, const uint32_t *xp, float s, int N, int out,
-                                         int r) {
-  int nj = (out + 15) / 16;
-#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * out * r > (1 << 18))
+// gB (out,r) += s L^T xp (L = dy, out = len; a 16 x 16 transpose per tile) or gA (r,in) += xp^T L (L = x, in = len;
+// rank q's sums of 16 columns of x added straight into gA's row q), tile by tile of 16 columns of L over all pairs
+// of rows.
+TARGET_BF16_LORA static void grad_pairs_bf16(float *g, const uint16_t *L, const uint32_t *xp, float s, int N, int len,
+                                             int r, int ga) {
+  int nj = (len + 15) / 16, np = (N + 1) / 2;
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * len * r > (1 << 18))
   for (int t = 0; t < nj; t++) {
-    int j0 = 16 * t, jn = LT_MIN(16, out - j0);
+    int j0 = 16 * t, jn = LT_MIN(16, len - j0);
     __mmask16 jm = tail16(jn);
     for (int q0 = 0; q0 < r; q0 += 16) {
       int qn = LT_MIN(16, r - q0);
       __m512 acc[16];
 #pragma GCC unroll 16
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-      if (qn == 16) gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, 16);
-      else gb_pairs(acc, dyb, xp, N, out, r, j0, q0, jm, qn);
-      gb_store(gB, acc, s, r, j0, jn, q0, qn);
+      if (qn == 16) gb_pairs(acc, L, xp, 0, np, N, len, r, j0, q0, jm, 16);
+      else gb_pairs(acc, L, xp, 0, np, N, len, r, j0, q0, jm, qn);
+      if (!ga) {
+        gb_store(g, acc, s, r, j0, jn, q0, qn);
+        continue;
+      }
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; q++) {  // constant indices keep the sums in registers
+        if (q >= qn) break;
+        float *gr = g + (int64_t)(q0 + q) * len + j0;
+        _mm512_mask_storeu_ps(gr, jm, _mm512_add_ps(_mm512_maskz_loadu_ps(jm, gr), acc[q]));
+      }
     }
   }
 }
@@ -513,6 +526,15 @@ int lt_lora_grad_b_bf16(float *gB, const uint16_t *dyb, const float *xa, float s
   if (!lt_cpu_has_avx512bf16() || !xp || (size_t)((N + 1) / 2) * (size_t)r * sizeof(uint32_t) > xp_bytes) return -1;
   if (N <= 0 || r <= 0 || out <= 0) return 0;
   xa_pairs(xp, xa, N, r);
-  grad_b_bf16(gB, dyb, xp, s, N, out, r);
+  grad_pairs_bf16(gB, dyb, xp, s, N, out, r, 0);
+  return 0;
+}
+
+int lt_lora_grad_a_bf16(float *gA, const uint16_t *xb, const float *dxa, int N, int in, int r, uint32_t *xp,
+                        size_t xp_bytes) {
+  if (!lt_cpu_has_avx512bf16() || !xp || (size_t)((N + 1) / 2) * (size_t)r * sizeof(uint32_t) > xp_bytes) return -1;
+  if (N <= 0 || r <= 0 || in <= 0) return 0;
+  xa_pairs(xp, dxa, N, r);
+  grad_pairs_bf16(gA, xb, xp, 1.0f, N, in, r, 1);
   return 0;
 }

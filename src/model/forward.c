@@ -211,6 +211,25 @@ static int lora_gb_bf16(lt_model *m, const lt_lora *a, const uint16_t *dyb, cons
   return lt_lora_grad_b_bf16(a->gB, dyb, xa, a->scale, N, a->out, a->r, m->ws.lora_x2, cap);
 }
 
+// ... and gA += dxa^T x from x's bf16 rows xb: as bf16 products (lt_lora_grad_a_bf16) under lora_b16, where dxa holds
+// bf16 values, with dxa's pairs of rows in lora_x2 past its first N * r2 words (dxa's pairs along the rank, for the
+// dxa A term, may be there); else the f32 kernel on xb's widened values.
+static void lora_ga_b16(lt_model *m, const lt_lora *a, const float *dxa, const uint16_t *xb, int N) {
+  int64_t r2 = (lt_lora_max_r(m) + 1) / 2;
+  size_t cap = sizeof(uint32_t) * (size_t)(2 * N * r2);
+  if (!lora_b16(m, &m->ws.gemm, N) || lt_lora_grad_a_bf16(a->gA, xb, dxa, N, a->in, a->r, m->ws.lora_x2 + N * r2, cap))
+    lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+}
+
+// x's bf16 rows for gA: xb when given, else (x16: x holds bf16 values) x converted into the GEMM's input rows, free
+// once the projection's products are done; NULL otherwise. Both paths (fused or not) take the same rows.
+static const uint16_t *ga_rows(lt_model *m, const float *x, const uint16_t *xb, int x16, int N, int in) {
+  if (xb || !x16 || in % 2 || !lora_b16(m, &m->ws.gemm, N)) return xb;
+  uint16_t *t = lt_gemm_bf16_act(&m->ws.gemm, N, in);
+  if (t) lt_f32_to_bf16_n(t, x, (int64_t)N * in);
+  return t;
+}
+
 // x (N,in) -> y (N,out) = x W^T + b + s * drop(x) A^T B^T ; xa (N,r) keeps drop(x) A^T for backward
 // bias and LoRA terms of a projection whose base product y = x W^T is done
 // x16: x holds bf16 values that the LoRA terms read as such (xn16_sem, down_h16_sem)
@@ -371,10 +390,10 @@ static void weight_grads(lt_model *m, const lt_linear *p, const float *dy, const
 // dyb (or NULL): dy's bf16 rows, already made (in the GEMM's input rows, lt_gemm_bf16_act, or elsewhere), for the
 // fused product. xb (or NULL, only with down_h16 or xn16_fast): x in bf16 rows, read instead of x. dx16 (or NULL,
 // only with down_h16 and !acc): the input gradient goes there in bf16 (dx is then only scratch). no_ga (the fused
-// path only): gA is left to the caller, from dxa.
+// path only): gA is left to the caller, from dxa. x16: x holds bf16 values (xn16_sem, down_h16_sem; see ga_rows).
 static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy,
                              const float *x, const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb,
-                             const uint16_t *xb, uint16_t *dx16, int dy16, int no_ga) {
+                             const uint16_t *xb, uint16_t *dx16, int dy16, int no_ga, int x16) {
   const lt_lora *a = p->lora;
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   int b16 = a && lora_b16(m, &m->ws.gemm, N), r2 = a ? (a->r + 1) / 2 : 0;
@@ -404,7 +423,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
     if (!dyb || !lt_gemm_bf16_ex_act(&o, 1, (const uint32_t *)dyb, N, p->out, acc, 1, &m->ws.gemm))
       lt_gemm_bf16_ex(&o, 1, dy, N, p->out, acc, 1, &m->ws.gemm);
     if (no_ga) return;
-    if (xb) lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+    const uint16_t *xg = ga_rows(m, x, xb, x16, N, a->in);
+    if (xg) lora_ga_b16(m, a, dxa, xg, N);
     else lt_lora_down_backward(a->gA, NULL, dxa, x, a->A, N, a->in, a->r, 1);
     return;
   }
@@ -421,9 +441,11 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
     if (dx) lt_bf16_pairs_rank(a2, a->A, a->r, a->in, 1.0f, 0);
   }
   if (xb && !dx) {  // (xb comes only with the fused path, which takes every case with dx)
-    lt_lora_grad_a_b16(a->gA, dxa, xb, N, a->in, a->r);
+    lora_ga_b16(m, a, dxa, xb, N);
   } else if (b16) {  // gA, then dxa A in pairs (through the dropout mask when there is one)
-    lt_lora_down_backward(a->gA, NULL, dxa, xd, a->A, N, a->in, a->r, 1);
+    const uint16_t *xg = xd == x ? ga_rows(m, x, xb, x16, N, a->in) : NULL;
+    if (xg) lora_ga_b16(m, a, dxa, xg, N);  // as the fused path
+    else lt_lora_down_backward(a->gA, NULL, dxa, xd, a->A, N, a->in, a->r, 1);
     if (dx && xd == x) {
       lt_gemm_bf16_lora_add(dx, a->in, x2, a2, a->in, N, a->in, r2, 0);
     } else if (dx) {
@@ -442,8 +464,8 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
 
 static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int acc, const float *dy, const float *x,
                           const float *xa, int N, float *drop, float *dxa, const uint16_t *dyb, const uint16_t *xb,
-                          int dy16) {
-  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL, dy16, 0);
+                          int dy16, int x16) {
+  proj_backward_in(m, l, p, dx, acc, dy, x, xa, N, drop, dxa, dyb, xb, NULL, dy16, 0, x16);
   if (p->w->g || (p->b && p->b->g)) weight_grads(m, p, dy, x, N);
 }
 
@@ -526,6 +548,7 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   const lt_linear *pgu[2] = {&L->proj[LT_GATE], &L->proj[LT_UP]};
   const uint16_t *xnb2 =
       norm_for(m, pgu, 2, ws->xn, (uint16_t *)ws->xn, a->rstd2, a->x_mid, L->ln2, N, &ws->gemm, 1, 1);
+  int xs2 = xn16_sem(m, pgu, 2, 1);
   const lt_linear *pd = &L->proj[LT_DOWN], *pg = &L->proj[LT_GATE], *pu = &L->proj[LT_UP];
   int h16 = pd->lora && down_h16(m, a, pd, &ws->gemm, N, 1);
   // SwiGLU's backward writes dg's copy into the gate product's input rows, du's into h's storage (free by then) for
@@ -552,12 +575,12 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   // ... and its input gradient dh: in bf16 (as autocast's) when h is, into the second half of h's storage
   uint16_t *dh16 = h16 ? (uint16_t *)ws->h + (int64_t)N * F : NULL;
   proj_backward_in(m, l, pd, ws->dh, 0, dx, ws->h, a->xa[LT_DOWN], N, ws->drop, ws->dxa, NULL, hlate ? NULL : hb, dh16,
-                   0, hlate);
+                   0, hlate, down_h16_sem(m, a, pd, 1));
   if (pd->w->g || (pd->b && pd->b->g)) weight_grads(m, pd, dx, ws->h, N);  // (f32 h: down_h16 excludes this)
   if (!h16 && pd->lora && down_h16_sem(m, a, pd, 1)) lt_round_bf16(ws->dh, (int64_t)N * F);
   if (hlate) {
     lt_swiglu_backward_b16h(dgb, dub, hb, dh16, a->g16, a->u16, N * F);
-    lt_lora_grad_a_b16(pd->lora->gA, ws->dxa, hb, N, F, pd->lora->r);
+    lora_ga_b16(m, pd->lora, ws->dxa, hb, N);
   } else if (a->g16) {
     lt_swiglu_backward_b2(only16 ? NULL : ws->dg, dgb, only16 ? NULL : ws->du, dub, ws->dh, dh16, a->g16, a->u16,
                           N * F);
@@ -569,14 +592,15 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
     lt_round_bf16(ws->du, (int64_t)N * F);
   }
   proj_backward(m, l, &L->proj[LT_GATE], ws->dxn, 0, ws->dg, ws->xn, a->xa[LT_GATE], N, ws->drop, ws->dxa, dgb,
-                xnb2, lora16);
-  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, xnb2, lora16);
+                xnb2, lora16, xs2);
+  proj_backward(m, l, pu, ws->dxn, 1, ws->du, ws->xn, a->xa[LT_UP], N, ws->drop, ws->dxa, dub, xnb2, lora16, xs2);
   lt_rmsnorm_backward(dx, L->ln2->g, ws->dxn, a->x_mid, L->ln2->w, a->rstd2, N, C);
   // attention block
   const lt_linear *pqkv[3] = {&L->proj[LT_Q], &L->proj[LT_K], &L->proj[LT_V]};
   const uint16_t *xnb1 =
       norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL, 0);
+  int xs1 = xn16_sem(m, pqkv, 3, 1);
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL, 0, 0);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -599,9 +623,10 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1, 0);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1, 0);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1, 0);
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1, 0, xs1);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1, 0, xs1);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1, 0,
+                xs1);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 

@@ -188,6 +188,21 @@ static void check_shape(int N, int in, int out, int r, int acc) {
         eb = fmax(eb, fabs(gb[(int64_t)j * r + q] - ref) / (fabs(ref) + 1.0));
       }
     CHECK_MSG(eb < 1e-5, "N=%d out=%d r=%d: bf16-product gB off by %g", N, out, r, eb);
+    // gA the same way (dxa's values bf16 too), from -0.5
+    float *ga = malloc(sizeof(float) * (size_t)(r * in > 0 ? r * in : 1));
+    for (int64_t i = 0; i < (int64_t)r * in; i++) ga[i] = -0.5f;
+    CHECK(xpb == 0 || lt_lora_grad_a_bf16(ga, xb, vr, N, in, r, xp, xpb - 1) == -1);  // xp too small
+    rc = lt_lora_grad_a_bf16(ga, xb, vr, N, in, r, xp, xpb);
+    CHECK_MSG(rc == 0 || (rc == -1 && !lt_cpu_has_avx512bf16()), "N=%d in=%d r=%d: rc %d", N, in, r, rc);
+    double ea = 0;
+    for (int q = 0; rc == 0 && q < r; q++)
+      for (int k = 0; k < in; k++) {
+        double ref = -0.5;
+        for (int n = 0; n < N; n++) ref += (double)vr[(int64_t)n * r + q] * x[(int64_t)n * in + k];
+        ea = fmax(ea, fabs(ga[(int64_t)q * in + k] - ref) / (fabs(ref) + 1.0));
+      }
+    CHECK_MSG(ea < 1e-5, "N=%d in=%d r=%d: bf16-product gA off by %g", N, in, r, ea);
+    free(ga);
     free(vr);
     free(gb);
     free(xp);
