@@ -65,6 +65,11 @@ void lt_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, 
 void lt_rope_forward(float *x, const int32_t *pos, const float *inv_freq, int N, int nh, int D);
 // dx (N, nh, D) in place: applies the inverse rotation (the transpose), turning dy into dx
 void lt_rope_backward(float *dx, const int32_t *pos, const float *inv_freq, int N, int nh, int D);
+// The cosines of the angles at positions pos (N) as those two take them, tab[n * D/2 + i], then the sines at
+// tab[(N + n) * D/2 + i] (2 * N * D/2 floats), and the two rotations reading them (the same bits)
+void lt_rope_table(float *tab, const int32_t *pos, const float *inv_freq, int N, int D);
+void lt_rope_forward_tab(float *x, const float *tab, int N, int nh, int D);
+void lt_rope_backward_tab(float *dx, const float *tab, int N, int nh, int D);
 
 // ---- SwiGLU: h = silu(g) * u ----
 // g (n), u (n) -> h (n)

@@ -107,7 +107,7 @@ int lt_model_decode(lt_model *m, lt_kvcache *kc, const int32_t *ids, int n, floa
       a->v = kc->v + (int64_t)l * kc->max_len * kc->kvd;
       a->kv_stride = 0;
       // the layer output overwrites x_in: x_in is no longer read once x_mid exists
-      lt_layer_forward(m, l, a, kc->x, 1, R, p0, kc->pos, NULL, kc->xn, kc->h, kc->att_scratch, NULL, &kc->gemm, 0);
+      lt_layer_forward(m, l, a, kc->x, 1, R, p0, kc->pos, NULL, NULL, kc->xn, kc->h, kc->att_scratch, NULL, &kc->gemm, 0);
     }
     kc->len += R;
     done += R;

@@ -145,6 +145,7 @@ static void carve_ws(const lt_model *m, lt_workspace *ws, lt_carver *cv, int B, 
                       : NULL;
   ws->targets = lt_carve(cv, sizeof(int32_t) * (size_t)N);
   ws->pos = lt_carve(cv, sizeof(int32_t) * (size_t)N);
+  ws->rope_tab = lt_carve(cv, FL(2 * N * (c->head_dim / 2)));
   ws->kmask = lt_carve(cv, (size_t)N);
   ws->gemm.max_mk = lt_model_max_mk(m, (int)N, ws->ce_chunk);
   ws->gemm.threads = omp_get_max_threads();
@@ -472,8 +473,8 @@ static void proj_backward(lt_model *m, int l, const lt_linear *p, float *dx, int
 // ---- one decoder layer ----
 // x_in (N,C) -> x_out (N,C); N = B*T rows at positions pos; keys/values written at rows p0.. of a->k/a->v
 void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
-                      const uint8_t *kmask, float *xn, float *h, float *att_scratch, float *drop,
-                      const lt_gemm_scratch *gs, int train) {
+                      const float *rope_tab, const uint8_t *kmask, float *xn, float *h, float *att_scratch,
+                      float *drop, const lt_gemm_scratch *gs, int train) {
   const lt_config *c = &m->cfg;
   const lt_layer *L = &m->layer[l];
   int N = B * T, C = c->hidden, D = c->head_dim, H = c->heads, KV = c->kv_heads, HD = H * D, KVD = KV * D;
@@ -491,8 +492,13 @@ void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B,
     lt_rmsnorm_forward(a->q, a->qrstd, a->qpre, L->qn->w, N * H, D, c->rms_eps);
     lt_rmsnorm_forward(kdst, a->krstd, a->kpre, L->kn->w, N * KV, D, c->rms_eps);
   }
-  lt_rope_forward(a->q, pos, m->inv_freq, N, H, D);
-  lt_rope_forward(kdst, pos, m->inv_freq, N, KV, D);
+  if (rope_tab) {
+    lt_rope_forward_tab(a->q, rope_tab, N, H, D);
+    lt_rope_forward_tab(kdst, rope_tab, N, KV, D);
+  } else {
+    lt_rope_forward(a->q, pos, m->inv_freq, N, H, D);
+    lt_rope_forward(kdst, pos, m->inv_freq, N, KV, D);
+  }
   for (int b = 0; b < B; b++) {
     int64_t kv0 = (int64_t)b * a->kv_stride * KVD;
     lt_attention_forward_ex(a->att + (int64_t)b * T * HD, a->lse + (int64_t)b * H * T, a->q + (int64_t)b * T * HD,
@@ -610,8 +616,8 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
                              a->lse + (int64_t)b * H * T, a->q + o, a->k + kv, a->v + kv, ws->kmask + (int64_t)b * T, T,
                              0, H, KV, D, c->sliding_window, a->att_bf16, ws->att_scratch);
   }
-  lt_rope_backward(ws->dq, ws->pos, m->inv_freq, N, H, D);
-  lt_rope_backward(ws->dk, ws->pos, m->inv_freq, N, KV, D);
+  lt_rope_backward_tab(ws->dq, ws->rope_tab, N, H, D);
+  lt_rope_backward_tab(ws->dk, ws->rope_tab, N, KV, D);
   float *dq = ws->dq, *dk = ws->dk;
   if (c->qk_norm) {  // datt is free now: it takes dL/dqpre; dh takes dL/dkpre
     memset(ws->datt, 0, FL((int64_t)N * HD));
@@ -684,11 +690,12 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
     ws->targets[i] = t + 1 < T ? labels[i + 1] : -100;  // transformers shifts labels left by one
     if (ws->targets[i] != -100) n_valid++;
   }
+  lt_rope_table(ws->rope_tab, ws->pos, m->inv_freq, N, c->head_dim);
   lt_embed_lookup(m->embed, ws->acts[0].x_in, ids, N);
   for (int l = 0; l < c->layers; l++) {
     float *x_out = l + 1 < c->layers ? ws->acts[l + 1].x_in : ws->x_out;
-    lt_layer_forward(m, l, &ws->acts[l], x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h, ws->att_scratch,
-                     ws->drop, &ws->gemm, backward);
+    lt_layer_forward(m, l, &ws->acts[l], x_out, B, T, 0, ws->pos, ws->rope_tab, ws->kmask, ws->xn, ws->h,
+                     ws->att_scratch, ws->drop, &ws->gemm, backward);
   }
   lt_rmsnorm_forward(ws->xnf, ws->rstdf, ws->x_out, m->norm->w, N, C, c->rms_eps);
   if (n_valid == 0) {
@@ -723,7 +730,7 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
       // checkpointing: refill the shared activations from the layer's input (the last layer's are still there);
       // ws->x_out is free once the final norm's backward has run
       if (m->grad_ckpt && l + 1 < c->layers)
-        lt_layer_forward(m, l, &ws->acts[l], ws->x_out, B, T, 0, ws->pos, ws->kmask, ws->xn, ws->h,
+        lt_layer_forward(m, l, &ws->acts[l], ws->x_out, B, T, 0, ws->pos, ws->rope_tab, ws->kmask, ws->xn, ws->h,
                          ws->att_scratch, ws->drop, &ws->gemm, 1);
       layer_backward(m, l, &ws->acts[l], B, T);
     }

@@ -121,6 +121,7 @@ typedef struct lt_workspace {
   int64_t lora_bt_slot;
   int no_epilogue;  // LMTUNE_NO_FUSED_EPILOGUE was set at reservation: bias and LoRA terms as separate passes
   int32_t *targets, *pos;
+  float *rope_tab;  // RoPE's cosines and sines at pos (lt_rope_table), made once per step
   uint8_t *kmask;
   lt_gemm_scratch gemm;
   void *block;   // single allocation backing everything above
@@ -190,9 +191,10 @@ int64_t lt_model_max_mk(const lt_model *m, int rows, int ce_chunk);
 int lt_ws_reserve(lt_model *m, int B, int T, lt_err *err);
 void lt_ws_free(lt_workspace *ws);
 // One decoder layer forward on N = B*T rows at positions p0.. (kmask (B, p0+T) or NULL).
+// rope_tab: lt_rope_table at pos, or NULL (the rotations compute their angles).
 void lt_layer_forward(lt_model *m, int l, lt_layer_acts *a, float *x_out, int B, int T, int p0, const int32_t *pos,
-                      const uint8_t *kmask, float *xn, float *h, float *att_scratch, float *drop,
-                      const lt_gemm_scratch *gs, int train);
+                      const float *rope_tab, const uint8_t *kmask, float *xn, float *h, float *att_scratch,
+                      float *drop, const lt_gemm_scratch *gs, int train);
 
 #define FL(n) ((size_t)(n) * sizeof(float))
 

@@ -365,6 +365,16 @@ static void test_rope(int N, int nh, int D, int nsample) {
   float *d = fcopy(R, n);
   lt_rope_backward(d, pos, inv_freq, N, nh, D);
   check_grad("rope dx", d, c.x, n, nsample, rope_loss, &c);
+  // the table forms: the same bits both ways
+  {
+    float *tab = falloc(2 * (int64_t)N * (D / 2)), *yt = fcopy(x, n), *dt = fcopy(R, n);
+    lt_rope_table(tab, pos, inv_freq, N, D);
+    lt_rope_forward_tab(yt, tab, N, nh, D);
+    lt_rope_backward_tab(dt, tab, N, nh, D);
+    CHECK_MSG(!memcmp(yt, y, sizeof(float) * (size_t)n) && !memcmp(dt, d, sizeof(float) * (size_t)n),
+              "rope N=%d nh=%d D=%d: the table forms differ", N, nh, D);
+    free(tab), free(yt), free(dt);
+  }
   // backward(forward(x)) == x
   lt_rope_backward(y, pos, inv_freq, N, nh, D);
   check_close("rope roundtrip", y, c.x, n, FWD_TOL);
