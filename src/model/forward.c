@@ -399,13 +399,14 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   const float *xd = a ? lt_lora_dropout(m, l, p->id, x, drop, N, p->in, 1) : x;  // drop(x)
   int b16 = a && lora_b16(m, &m->ws.gemm, N), r2 = a ? (a->r + 1) / 2 : 0;
   uint32_t *x2 = m->ws.lora_x2, *a2 = (uint32_t *)m->ws.lora_bt;  // dxa's and A's pairs under b16
-  // dy16: dy holds bf16 values that the LoRA terms read as such (the gate and up gradients under bf16 training):
-  // dxa from their bf16 rows by the skinny product (the rows converted into the GEMM's input rows when not given)
+  // dy16: the LoRA terms read dy rounded to bf16, as autocast's gradients of bf16 outputs (the gate and up
+  // gradients are bf16 values already): dxa and gB from its bf16 rows by bf16 products (the rows converted into the
+  // GEMM's input rows when not given; the product then reads them: the conversion it would make)
   int sk = b16 && dy16 && a->out % 2 == 0;
   uint16_t *dyc = sk && !dyb ? lt_gemm_bf16_act(&m->ws.gemm, N, a->out) : NULL;
   if (dx && a && xd == x && mm_bf16(p->w, &m->ws.gemm) && epi_ok(m, &m->ws.gemm, N)) {
     // dxa first; dx = dy W (+ dx) + dxa A in one product (A is the epilogue's (r, in) matrix as stored)
-    if (dyc) {  // (exact) the product reads them too
+    if (dyc) {  // (the product reads them too)
       lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
       dyb = dyc;
     }
@@ -435,7 +436,7 @@ static void proj_backward_in(lt_model *m, int l, const lt_linear *p, float *dx, 
   if (dyc) lt_f32_to_bf16_n(dyc, dy, (int64_t)N * a->out);
   if (sk && (dyb || dyc) && lora_dxa_skinny(m, dxa, dyb ? dyb : dyc, a, N) == 0) {  // as the fused path
     if (lora_gb_bf16(m, a, dyb ? dyb : dyc, xa, N) != 0)
-      lt_lora_up_backward(a->gB, NULL, dy, xa, a->B, a->scale, N, a->out, a->r);
+      lt_lora_up_backward_b16(a->gB, NULL, dyb ? dyb : dyc, xa, a->B, a->scale, N, a->out, a->r);
   } else lt_lora_up_backward(a->gB, dxa, dy, xa, a->B, a->scale, N, a->out, a->r);
   if (b16) {
     lt_bf16_pairs_rows(x2, dxa, N, a->r);
@@ -606,7 +607,9 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   const uint16_t *xnb1 =
       norm_for(m, pqkv, 3, ws->xn, (uint16_t *)ws->xn, a->rstd1, a->x_in, L->ln1, N, &ws->gemm, 1, 1);
   int xs1 = xn16_sem(m, pqkv, 3, 1);
-  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL, 0, 0);
+  // (the o, q, k and v LoRA terms read their gradients rounded to bf16 too: lora16)
+  proj_backward(m, l, &L->proj[LT_O], ws->datt, 0, dx, a->att, a->xa[LT_O], N, ws->drop, ws->dxa, NULL, NULL, lora16,
+                0);
   lt_zero(ws->dq, (int64_t)N * HD);
   lt_zero(ws->dk, (int64_t)N * KVD);
   lt_zero(ws->dv, (int64_t)N * KVD);
@@ -629,10 +632,12 @@ static void layer_backward(lt_model *m, int l, lt_layer_acts *a, int B, int T) {
   }
   // the first layer's input gradient only feeds a trainable embedding (the norm's own gradient needs it too)
   float *dxn = l > 0 || m->embed->g || L->ln1->g ? ws->dxn : NULL;
-  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1, 0, xs1);
-  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1, 0, xs1);
-  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1, 0,
+  proj_backward(m, l, &L->proj[LT_Q], dxn, 0, dq, ws->xn, a->xa[LT_Q], N, ws->drop, ws->dxa, NULL, xnb1, lora16,
                 xs1);
+  proj_backward(m, l, &L->proj[LT_K], dxn, 1, dk, ws->xn, a->xa[LT_K], N, ws->drop, ws->dxa, NULL, xnb1, lora16,
+                xs1);
+  proj_backward(m, l, &L->proj[LT_V], dxn, 1, ws->dv, ws->xn, a->xa[LT_V], N, ws->drop, ws->dxa, NULL, xnb1,
+                lora16, xs1);
   if (dxn) lt_rmsnorm_backward(dx, L->ln1->g, dxn, a->x_in, L->ln1->w, a->rstd1, N, C);
 }
 
