@@ -471,14 +471,13 @@ TARGET_BF16_LORA static void xa_pairs(uint32_t *xp, const float *xa, int N, int 
     }
 }
 
-// acc[q] += the long operand's pairs of rows p0..p1 (L: N rows of len bf16) at columns j0.. (mask jm) times xp's
-// pair q, q < qn
+// acc[q] += the long operand's pairs of rows (L: N rows of len bf16) at columns j0.. (mask jm) times xp's pair q,
+// q < qn, over all pairs
 static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m512 acc[16], const uint16_t *L,
-                                                                           const uint32_t *xp, int p0, int p1, int N,
-                                                                           int len, int r, int j0, int q0,
-                                                                           __mmask16 jm, int qn) {
+                                                                           const uint32_t *xp, int N, int len, int r,
+                                                                           int j0, int q0, __mmask16 jm, int qn) {
   const __m512i pair = _mm512_set_epi16(PAIR16);
-  for (int p = p0; p < p1; p++) {
+  for (int p = 0; p < (N + 1) / 2; p++) {
     __m256i a = _mm256_maskz_loadu_epi16(jm, L + (int64_t)(2 * p) * len + j0);
     __m256i b = 2 * p + 1 < N ? _mm256_maskz_loadu_epi16(jm, L + (int64_t)(2 * p + 1) * len + j0)
                               : _mm256_setzero_si256();
@@ -495,7 +494,7 @@ static inline __attribute__((always_inline)) TARGET_BF16_LORA void gb_pairs(__m5
 // of rows.
 TARGET_BF16_LORA static void grad_pairs_bf16(float *g, const uint16_t *L, const uint32_t *xp, float s, int N, int len,
                                              int r, int ga) {
-  int nj = (len + 15) / 16, np = (N + 1) / 2;
+  int nj = (len + 15) / 16;
 #pragma omp parallel for schedule(dynamic, 4) if ((int64_t)N * len * r > (1 << 18))
   for (int t = 0; t < nj; t++) {
     int j0 = 16 * t, jn = LT_MIN(16, len - j0);
@@ -505,8 +504,8 @@ TARGET_BF16_LORA static void grad_pairs_bf16(float *g, const uint16_t *L, const 
       __m512 acc[16];
 #pragma GCC unroll 16
       for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
-      if (qn == 16) gb_pairs(acc, L, xp, 0, np, N, len, r, j0, q0, jm, 16);
-      else gb_pairs(acc, L, xp, 0, np, N, len, r, j0, q0, jm, qn);
+      if (qn == 16) gb_pairs(acc, L, xp, N, len, r, j0, q0, jm, 16);
+      else gb_pairs(acc, L, xp, N, len, r, j0, q0, jm, qn);
       if (!ga) {
         gb_store(g, acc, s, r, j0, jn, q0, qn);
         continue;
