@@ -74,6 +74,9 @@ static inline int key_lo(const att_ctx *c, int t) {
 static void att_init(att_ctx *c, const float *q, const float *k, const float *v, const uint8_t *kmask, int T, int p0,
                      int H, int KV, int D, int window) {
   c->q = q, c->k = k, c->v = v, c->kmask = kmask;
+  int all = kmask != NULL;  // every key visible: the unmasked loops (the same values)
+  for (int j = 0; all && j < p0 + T; j++) all = kmask[j] != 0;
+  if (all) c->kmask = NULL;
   c->T = T, c->p0 = p0, c->H = H, c->KV = KV, c->D = D, c->window = window;
   c->G = H / KV, c->HD = H * D, c->KVD = KV * D, c->L = p0 + T;
   c->bf = c->pk = 0;
@@ -635,7 +638,7 @@ void lt_attention_forward_ex(float *out, float *lse, const float *q, const float
     for (int r = 0; r < nt; r++) {  // masked softmax in f32
       int t = t0 + r, jlo = key_lo(&c, t) - ks, jhi = p0 + t - ks;  // visible columns: jlo..jhi, kmask permitting
       float *s = S + (int64_t)r * nk;
-      const uint8_t *km = kmask ? kmask + ks : NULL;
+      const uint8_t *km = c.kmask ? c.kmask + ks : NULL;
       float m = -INFINITY;
       if (c.avx && jhi >= jlo) {
         m = max_row16(s, km, jlo, jhi);
