@@ -237,7 +237,8 @@ static void to_heads_bf16(uint16_t *dst, const float *src, int rows, int nh, int
       lt_f32_to_bf16_st(dst + ((int64_t)h * rows + t) * D, src + ((int64_t)t * nh + h) * D, D);
 }
 
-// Turn on bf16 products (when the CPU has them): the shared bf16 copies of k and v, and for backward q and dout.
+// Turn on bf16 products (when the CPU has them): the shared bf16 copies of k and v, and for backward (dout given)
+// q and dout (the packed backward passes NULL: its setup makes the rows it reads, head by head).
 static void att_bf16_setup(att_ctx *c, float *scratch, const float *dout) {
   if (!lt_cpu_has_avx512bf16()) return;
   c->bf = 1;
@@ -344,30 +345,6 @@ static void att_bwd_tile(const att_ctx *c, const att_grads *g, const att_slot *s
 }
 
 // ---- backward on pre-packed bf16 panels ----
-// pairs along rows: dst (D, T2) with dst[d][i] = (src[2i][d], src[2i+1][d]) for one head's rows of src (T, D) bf16
-// (the odd T's last partner 0). Blocks of 16 row pairs x 16 dims: pairs built along d, then transposed.
-TARGET_BF16_ATT static void rows_to_pairsT(uint32_t *dst, const uint16_t *src, int T, int D) {
-  int T2 = (int)half_up(T);
-  for (int i0 = 0; i0 < T2; i0 += 16) {
-    int in = att_min(16, T2 - i0);
-    __mmask16 im = in == 16 ? (__mmask16)0xffff : (__mmask16)((1u << in) - 1);
-    for (int d0 = 0; d0 < D; d0 += 16) {
-      int dn = att_min(16, D - d0);
-      __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
-      __m512i r[16];
-      for (int ii = 0; ii < 16; ii++) {
-        int t = 2 * (i0 + ii);
-        __m512i lo = _mm512_setzero_si512(), hi = lo;
-        if (t < T) lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(dm, src + (int64_t)t * D + d0));
-        if (t + 1 < T) hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(dm, src + (int64_t)(t + 1) * D + d0));
-        r[ii] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
-      }
-      lt_transpose16x16(r);
-      for (int dd = 0; dd < dn; dd++) _mm512_mask_storeu_epi32(dst + (int64_t)(d0 + dd) * T2 + i0, im, r[dd]);
-    }
-  }
-}
-
 // dst (T, D) = bf16(scale * src (T rows of D, row stride lds)), rounded as lt_f32_to_bf16 (nearest even)
 TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, int64_t lds, int T, int D, float scale) {
   __m512 vs = _mm512_set1_ps(scale);
@@ -379,6 +356,49 @@ TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, in
       __m256bh v = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + d), vs));
       _mm256_mask_storeu_epi16(o + d, m, (__m256i)v);
     }
+  }
+}
+
+// The packed backward's operands for 16 pairs of rows from i0 on (32 rows of q and dout, read whole across the
+// heads), head by head: qs = bf16(scale * q) and dob = bf16(dout) rows, q and dout in bf16 transposed into pairs
+// along rows (qT, doT: D x T2 per head, the odd T's last partner 0), and di = rowsum(dO * O). The values of
+// scaled_rows_bf16 and to_heads_bf16 (one rounding to nearest even each).
+TARGET_BF16_ATT static void rows_setup_bwd(const att_ctx *c, const att_grads *g, int i0) {
+  int T = c->T, D = c->D, Dh = D / 2;
+  int64_t T2 = half_up(T);
+  int in = att_min(16, (int)T2 - i0);
+  __mmask16 im = in == 16 ? (__mmask16)0xffff : (__mmask16)((1u << in) - 1);
+  const __m512 vs = _mm512_set1_ps(c->scale);
+  for (int h = 0; h < c->H; h++) {
+    uint16_t *qs = (uint16_t *)(c->qs + (int64_t)h * T * Dh), *dob = c->dob + (int64_t)h * T * D;
+    uint32_t *qT = c->qT + (int64_t)h * D * T2, *doT = c->doT + (int64_t)h * D * T2;
+    const float *q = c->q + (int64_t)h * D, *dout = g->dout + (int64_t)h * D;
+    for (int d0 = 0; d0 < D; d0 += 16) {
+      int dn = att_min(16, D - d0);
+      __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
+      __m512i rq[16], rd[16];
+      for (int ii = 0; ii < 16; ii++) {
+        rq[ii] = rd[ii] = _mm512_setzero_si512();
+        for (int e = 0; e < 2; e++) {
+          int64_t t = 2 * (int64_t)(i0 + ii) + e;
+          if (t >= T) break;
+          __m512 qv = _mm512_maskz_loadu_ps(dm, q + t * c->HD + d0), dv = _mm512_maskz_loadu_ps(dm, dout + t * c->HD + d0);
+          __m256i qb = (__m256i)_mm512_cvtneps_pbh(qv), db = (__m256i)_mm512_cvtneps_pbh(dv);
+          _mm256_mask_storeu_epi16(qs + t * D + d0, dm, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(qv, vs)));
+          _mm256_mask_storeu_epi16(dob + t * D + d0, dm, db);
+          rq[ii] = _mm512_or_si512(rq[ii], _mm512_slli_epi32(_mm512_cvtepu16_epi32(qb), 16 * e));
+          rd[ii] = _mm512_or_si512(rd[ii], _mm512_slli_epi32(_mm512_cvtepu16_epi32(db), 16 * e));
+        }
+      }
+      lt_transpose16x16(rq);
+      lt_transpose16x16(rd);
+      for (int dd = 0; dd < dn; dd++) {
+        _mm512_mask_storeu_epi32(qT + (int64_t)(d0 + dd) * T2 + i0, im, rq[dd]);
+        _mm512_mask_storeu_epi32(doT + (int64_t)(d0 + dd) * T2 + i0, im, rd[dd]);
+      }
+    }
+    for (int t = 2 * i0; t < T && t < 2 * (i0 + in); t++)
+      c->di[(int64_t)h * T + t] = (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D, g->out + (int64_t)t * c->HD + h * D);
   }
 }
 
@@ -410,8 +430,9 @@ static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
   c->dvT = p;
   p += up16((int64_t)KV * D * L);
   c->di = bwd ? p : NULL;
+  int nrb = bwd ? (int)((T2 + 15) / 16) : 0;  // the backward's row blocks of rows_setup_bwd (instead of head tasks)
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int task = 0; task < KV + H; task++) {
+  for (int task = 0; task < KV + (bwd ? nrb : H); task++) {
     if (task < KV) {
       int kh = task;
       const uint16_t *kr = c->kb + (int64_t)kh * L * D, *vr = c->vb + (int64_t)kh * L * D;
@@ -431,14 +452,8 @@ static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
       }
     } else {
       int h = task - KV;
-      scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
-      if (bwd) {
-        rows_to_pairsT(c->qT + (int64_t)h * D * T2, c->qb + (int64_t)h * T * D, T, D);
-        rows_to_pairsT(c->doT + (int64_t)h * D * T2, c->dob + (int64_t)h * T * D, T, D);
-        for (int t = 0; t < T; t++)
-          c->di[(int64_t)h * T + t] = (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D,
-                                                    g->out + (int64_t)t * c->HD + h * D);
-      }
+      if (bwd) rows_setup_bwd(c, g, 16 * h);
+      else scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
     }
   }
 }
@@ -697,12 +712,13 @@ void lt_attention_backward_ex(float *dq, float *dk, float *dv, const float *dout
   if (T <= 0 || H <= 0 || (!dq && !dk && !dv)) return;
   att_ctx c;
   att_init(&c, q, k, v, kmask, T, p0, H, KV, D, window);
-  if (bf16) att_bf16_setup(&c, scratch, dout);
-  att_grads g = {dq, dk, dv, dout, out, lse};
   int L = p0 + T, bq = att_bq(T), nb = (T + bq - 1) / bq;
-  int nth = omp_get_max_threads();
-  if (KV >= nth || nth == 1) {
-    if (c.bf && packed_ok(D, 1)) att_packed_setup(&c, scratch, &g);
+  int nth = omp_get_max_threads(), by_kv = KV >= nth || nth == 1;
+  int packed = bf16 && lt_cpu_has_avx512bf16() && packed_ok(D, 1) && by_kv;
+  if (bf16) att_bf16_setup(&c, scratch, packed ? NULL : dout);  // (the packed setup makes q's and dout's rows)
+  att_grads g = {dq, dk, dv, dout, out, lse};
+  if (by_kv) {
+    if (packed) att_packed_setup(&c, scratch, &g);
     if (c.pk) bq = att_bqb(T);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (KV > 1 && nth > 1)
     for (int kh = 0; kh < KV; kh++) {
