@@ -382,7 +382,8 @@ TARGET_BF16_ATT static void rows_setup_bwd(const att_ctx *c, const att_grads *g,
         for (int e = 0; e < 2; e++) {
           int64_t t = 2 * (int64_t)(i0 + ii) + e;
           if (t >= T) break;
-          __m512 qv = _mm512_maskz_loadu_ps(dm, q + t * c->HD + d0), dv = _mm512_maskz_loadu_ps(dm, dout + t * c->HD + d0);
+          __m512 qv = _mm512_maskz_loadu_ps(dm, q + t * c->HD + d0);
+          __m512 dv = _mm512_maskz_loadu_ps(dm, dout + t * c->HD + d0);
           __m256i qb = (__m256i)_mm512_cvtneps_pbh(qv), db = (__m256i)_mm512_cvtneps_pbh(dv);
           _mm256_mask_storeu_epi16(qs + t * D + d0, dm, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(qv, vs)));
           _mm256_mask_storeu_epi16(dob + t * D + d0, dm, db);
@@ -398,7 +399,8 @@ TARGET_BF16_ATT static void rows_setup_bwd(const att_ctx *c, const att_grads *g,
       }
     }
     for (int t = 2 * i0; t < T && t < 2 * (i0 + in); t++)
-      c->di[(int64_t)h * T + t] = (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D, g->out + (int64_t)t * c->HD + h * D);
+      c->di[(int64_t)h * T + t] =
+          (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D, g->out + (int64_t)t * c->HD + h * D);
   }
 }
 

@@ -730,13 +730,15 @@ void lt_bf16_pairs_rows(uint32_t *dst, float *x, int M, int r) {
   }
 }
 
+#define PAIRS_PAR (1 << 14)  // values of a LoRA matrix from which its pairs are made by the threads together
 // trans = 0: rows (2q, 2q+1) of w (r, cols), 16 columns at a time, interleaved 16 bits apart
 TARGET_BF16 static void pairs_rank_rows(uint32_t *dst, const float *w, int r, int cols, float s) {
   __m512 vs = _mm512_set1_ps(s);
-  for (int q = 0; q < (r + 1) / 2; q++) {
-    const float *a = w + (int64_t)(2 * q) * cols, *b = 2 * q + 1 < r ? a + cols : NULL;
-    for (int j = 0; j < cols; j += 16) {
-      __mmask16 m = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1);
+#pragma omp parallel for schedule(static) if ((int64_t)r * cols >= PAIRS_PAR)
+  for (int j = 0; j < cols; j += 16) {
+    __mmask16 m = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1);
+    for (int q = 0; q < (r + 1) / 2; q++) {
+      const float *a = w + (int64_t)(2 * q) * cols, *b = 2 * q + 1 < r ? a + cols : NULL;
       __m256bh la = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + j), vs));
       __m256bh lb = _mm512_cvtneps_pbh(b ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + j), vs) : _mm512_setzero_ps());
       __m512i lo = _mm512_cvtepu16_epi32((__m256i)la), hi = _mm512_cvtepu16_epi32((__m256i)lb);
@@ -748,6 +750,7 @@ TARGET_BF16 static void pairs_rank_rows(uint32_t *dst, const float *w, int r, in
 // trans = 1: each row of w (cols, r) holds its pairs side by side; 16 rows at a time, transposed in registers
 TARGET_BF16 static void pairs_rank_cols(uint32_t *dst, const float *w, int r, int cols, float s) {
   __m512 vs = _mm512_set1_ps(s);
+#pragma omp parallel for schedule(static) if ((int64_t)r * cols >= PAIRS_PAR)
   for (int j0 = 0; j0 < cols; j0 += 16) {
     int jn = LT_MIN(16, cols - j0);
     __mmask16 jm = jn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << jn) - 1);
