@@ -359,6 +359,41 @@ TARGET_BF16_ATT static void scaled_rows_bf16(uint16_t *dst, const float *src, in
   }
 }
 
+// r[ii] = (bf16(src row t0 + 2ii), bf16(src row t0 + 2ii + 1)) for 16 dims (mask dm) as pairs, rows t >= T as 0;
+// the rows bf16(k * src) (scaled) or bf16(src) into rows (row stride ldr). All in registers (constant indices).
+static inline __attribute__((always_inline)) TARGET_BF16_ATT void pair_rows16(__m512i r[16], const float *src,
+                                                                             int64_t lds, int t0, int T, __mmask16 dm,
+                                                                             uint16_t *rows, int64_t ldr, __m512 k,
+                                                                             int scaled) {
+#pragma GCC unroll 16
+  for (int ii = 0; ii < 16; ii++) {
+    __m512i v = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int e = 0; e < 2; e++) {
+      int64_t t = t0 + 2 * ii + e;
+      if (t >= T) break;
+      __m512 x = _mm512_maskz_loadu_ps(dm, src + t * lds);
+      __m256i b = (__m256i)_mm512_cvtneps_pbh(x);
+      _mm256_mask_storeu_epi16(rows + t * ldr, dm, scaled ? (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(x, k)) : b);
+      __m512i w = _mm512_cvtepu16_epi32(b);
+      v = _mm512_or_si512(v, e ? _mm512_slli_epi32(w, 16) : w);
+    }
+    r[ii] = v;
+  }
+}
+
+// dst rows d0 + dd < d0 + dn of a (D x T2) pair matrix, pairs i0.. (mask im), from the transposed r
+static inline __attribute__((always_inline)) TARGET_BF16_ATT void store_pairsT16(uint32_t *dst, int64_t T2, int d0,
+                                                                                int dn, int i0, __mmask16 im,
+                                                                                __m512i r[16]) {
+  lt_transpose16x16(r);
+#pragma GCC unroll 16
+  for (int dd = 0; dd < 16; dd++) {
+    if (dd >= dn) break;
+    _mm512_mask_storeu_epi32(dst + (int64_t)(d0 + dd) * T2 + i0, im, r[dd]);
+  }
+}
+
 // The packed backward's operands for 16 pairs of rows from i0 on (32 rows of q and dout, read whole across the
 // heads), head by head: qs = bf16(scale * q) and dob = bf16(dout) rows, q and dout in bf16 transposed into pairs
 // along rows (qT, doT: D x T2 per head, the odd T's last partner 0), and di = rowsum(dO * O). The values of
@@ -369,38 +404,26 @@ TARGET_BF16_ATT static void rows_setup_bwd(const att_ctx *c, const att_grads *g,
   int in = att_min(16, (int)T2 - i0);
   __mmask16 im = in == 16 ? (__mmask16)0xffff : (__mmask16)((1u << in) - 1);
   const __m512 vs = _mm512_set1_ps(c->scale);
+  // di first, row by row across the heads (dout and out read in order), fetching q's rows too: the head loop below
+  // then reads all three from the cache instead of walking each head's columns down the rows in memory
+  for (int t = 2 * i0; t < T && t < 2 * (i0 + in); t++)
+    for (int h = 0; h < c->H; h++) {
+      int64_t o = (int64_t)t * c->HD + h * D;
+      for (int d = 0; d < D; d += 16) _mm_prefetch((const char *)(c->q + o + d), _MM_HINT_T1);
+      c->di[(int64_t)h * T + t] = (float)att_di(c, g->dout + o, g->out + o);
+    }
   for (int h = 0; h < c->H; h++) {
     uint16_t *qs = (uint16_t *)(c->qs + (int64_t)h * T * Dh), *dob = c->dob + (int64_t)h * T * D;
-    uint32_t *qT = c->qT + (int64_t)h * D * T2, *doT = c->doT + (int64_t)h * D * T2;
     const float *q = c->q + (int64_t)h * D, *dout = g->dout + (int64_t)h * D;
     for (int d0 = 0; d0 < D; d0 += 16) {
       int dn = att_min(16, D - d0);
       __mmask16 dm = dn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << dn) - 1);
-      __m512i rq[16], rd[16];
-      for (int ii = 0; ii < 16; ii++) {
-        rq[ii] = rd[ii] = _mm512_setzero_si512();
-        for (int e = 0; e < 2; e++) {
-          int64_t t = 2 * (int64_t)(i0 + ii) + e;
-          if (t >= T) break;
-          __m512 qv = _mm512_maskz_loadu_ps(dm, q + t * c->HD + d0);
-          __m512 dv = _mm512_maskz_loadu_ps(dm, dout + t * c->HD + d0);
-          __m256i qb = (__m256i)_mm512_cvtneps_pbh(qv), db = (__m256i)_mm512_cvtneps_pbh(dv);
-          _mm256_mask_storeu_epi16(qs + t * D + d0, dm, (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(qv, vs)));
-          _mm256_mask_storeu_epi16(dob + t * D + d0, dm, db);
-          rq[ii] = _mm512_or_si512(rq[ii], _mm512_slli_epi32(_mm512_cvtepu16_epi32(qb), 16 * e));
-          rd[ii] = _mm512_or_si512(rd[ii], _mm512_slli_epi32(_mm512_cvtepu16_epi32(db), 16 * e));
-        }
-      }
-      lt_transpose16x16(rq);
-      lt_transpose16x16(rd);
-      for (int dd = 0; dd < dn; dd++) {
-        _mm512_mask_storeu_epi32(qT + (int64_t)(d0 + dd) * T2 + i0, im, rq[dd]);
-        _mm512_mask_storeu_epi32(doT + (int64_t)(d0 + dd) * T2 + i0, im, rd[dd]);
-      }
+      __m512i r[16];
+      pair_rows16(r, q + d0, c->HD, 2 * i0, T, dm, qs + d0, D, vs, 1);
+      store_pairsT16(c->qT + (int64_t)h * D * T2, T2, d0, dn, i0, im, r);
+      pair_rows16(r, dout + d0, c->HD, 2 * i0, T, dm, dob + d0, D, vs, 0);
+      store_pairsT16(c->doT + (int64_t)h * D * T2, T2, d0, dn, i0, im, r);
     }
-    for (int t = 2 * i0; t < T && t < 2 * (i0 + in); t++)
-      c->di[(int64_t)h * T + t] =
-          (float)att_di(c, g->dout + (int64_t)t * c->HD + h * D, g->out + (int64_t)t * c->HD + h * D);
   }
 }
 
