@@ -693,8 +693,10 @@ int lt_bf16_skinny(float *y, const uint32_t *x2, int64_t ldx, const uint32_t *w2
   return 0;
 }
 
+#define PAIRS_PAR (1 << 13)  // values of a LoRA matrix (or its rows) from which the threads make pairs together
 TARGET_BF16 static void pairs_rows_bf16(uint32_t *dst, float *x, int M, int r) {
   int r2 = (r + 1) / 2;
+#pragma omp parallel for schedule(static) if ((int64_t)M * r >= PAIRS_PAR)
   for (int i = 0; i < M; i++) {
     float *xr = x + (int64_t)i * r;
     for (int c = 0; c < r; c += 32) {  // 32 values = 16 pairs per step
@@ -730,7 +732,6 @@ void lt_bf16_pairs_rows(uint32_t *dst, float *x, int M, int r) {
   }
 }
 
-#define PAIRS_PAR (1 << 14)  // values of a LoRA matrix from which its pairs are made by the threads together
 // trans = 0: rows (2q, 2q+1) of w (r, cols), 16 columns at a time, interleaved 16 bits apart
 TARGET_BF16 static void pairs_rank_rows(uint32_t *dst, const float *w, int r, int cols, float s) {
   __m512 vs = _mm512_set1_ps(s);

@@ -461,6 +461,7 @@ void lt_lora_grad_a_b16(float *gA, const float *dxa, const uint16_t *x, int N, i
 // xp[p * r + q] = (bf16(xa[2p][q]), bf16(xa[2p+1][q])), an odd N's last partner 0
 TARGET_BF16_LORA static void xa_pairs(uint32_t *xp, const float *xa, int N, int r) {
   const __m512i pair = _mm512_set_epi16(PAIR16);
+#pragma omp parallel for schedule(static) if ((int64_t)N * r >= (1 << 13))
   for (int p = 0; p < (N + 1) / 2; p++)
     for (int q0 = 0; q0 < r; q0 += 16) {
       __mmask16 qm = tail16(r - q0);
