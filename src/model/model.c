@@ -382,6 +382,8 @@ int lt_model_set_train_mode(lt_model *m, lt_train_mode mode, const lt_lora_confi
 
 void lt_model_zero_grad(lt_model *m) {
   m->bf_stale = 1;  // a new step: values may have changed since the last forward
+  // (the threads share the matrices: hundreds of small ones under LoRA)
+#pragma omp parallel for schedule(dynamic, 1) if (m->ntrain > 1)
   for (int i = 0; i < m->ntrain; i++) memset(m->train[i].g, 0, (size_t)m->train[i].numel * sizeof(float));
 }
 
