@@ -179,8 +179,14 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_train: step %ld: lt_model_loss: %s\n", s, err.msg);
       goto done;
     }
+    // (as lt_optim_step: the small matrices shared among the threads, then the large ones each by all threads)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < ntr; i++)
-      lt_adamw_step(pw[i], pg[i], pm[i], pv[i], NULL, pn[i], 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, (int64_t)s + 1);
+      if (pn[i] <= LT_ADAMW_PAR)
+        lt_adamw_step(pw[i], pg[i], pm[i], pv[i], NULL, pn[i], 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, (int64_t)s + 1);
+    for (int i = 0; i < ntr; i++)
+      if (pn[i] > LT_ADAMW_PAR)
+        lt_adamw_step(pw[i], pg[i], pm[i], pv[i], NULL, pn[i], 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, (int64_t)s + 1);
     lt_model_params_updated(m);
     double dt = now_s() - ts;
     if (!isfinite(loss)) {

@@ -64,7 +64,7 @@ void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, in
   int wd = weight_decay != 0.0f;
   if (lt_cpu_has_avx512()) {  // blocks of 1024 elements per thread, the tail element by element
     int64_t nb = n / 1024;
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
+#pragma omp parallel for schedule(static) if (n > LT_ADAMW_PAR)
     for (int64_t b = 0; b < nb; b++)
       adamw_avx512(w, g, m, v, vmax, b * 1024, 64, decay, wd, a1, a2, beta2, bc2s, eps, step);
     int64_t i = nb * 1024;
@@ -72,6 +72,6 @@ void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, in
     for (i += (n - i) / 16 * 16; i < n; i++) adamw_one(w, g, m, v, vmax, i, decay, wd, a1, a2, beta2, bc2s, eps, step);
     return;
   }
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
+#pragma omp parallel for schedule(static) if (n > LT_ADAMW_PAR)
   for (int64_t i = 0; i < n; i++) adamw_one(w, g, m, v, vmax, i, decay, wd, a1, a2, beta2, bc2s, eps, step);
 }

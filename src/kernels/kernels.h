@@ -146,6 +146,7 @@ double lt_lmhead_ce_ex(float *dx, float *dw, const float *x, const float *w, con
 // ---- AdamW (torch.optim.AdamW semantics) ----
 // w, g, m, v (n); vmax (n) or NULL (amsgrad when given); t = step number starting at 1. Decoupled decay
 // w -= lr*wd*w first; denom = sqrt(v or vmax)/sqrt(1 - beta2^t) + eps; w -= lr/(1 - beta1^t) * m / denom.
+#define LT_ADAMW_PAR (1 << 15)  // lt_adamw_step runs multi-threaded above this many elements
 void lt_adamw_step(float *w, const float *g, float *m, float *v, float *vmax, int64_t n, float lr, float beta1,
                    float beta2, float eps, float weight_decay, int64_t t);
 

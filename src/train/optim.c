@@ -62,27 +62,35 @@ int lt_optim_new(lt_optim **out, lt_model *m, const lt_optim_config *c, lt_err *
   return 0;
 }
 
+static void optim_one(lt_optim *o, int i, double lr) {
+  const lt_trainable *t = &o->m->train[i];
+  float wd = t->decay ? (float)o->c.weight_decay : 0.0f;
+  if (o->c.type == LT_OPT_ADAMW) {
+    lt_adamw_step(t->w, t->g, o->m1[i], o->m2[i], o->vmax[i], t->numel, (float)lr, (float)o->c.beta1,
+                  (float)o->c.beta2, (float)o->c.eps, wd, o->steps);
+    return;
+  }
+  // torch.optim.SGD: g += wd w; buf = momentum buf + g (buf = g on the first step); w -= lr buf
+  float mom = (float)o->c.momentum, *buf = o->m1[i];
+  for (int64_t k = 0; k < t->numel; k++) {
+    float g = t->g[k] + wd * t->w[k];
+    if (buf) {
+      buf[k] = o->steps == 1 ? g : mom * buf[k] + g;
+      g = buf[k];
+    }
+    t->w[k] -= (float)lr * g;
+  }
+}
+
 void lt_optim_step(lt_optim *o, double lr) {
   o->steps++;
-  for (int i = 0; i < o->n; i++) {
-    const lt_trainable *t = &o->m->train[i];
-    float wd = t->decay ? (float)o->c.weight_decay : 0.0f;
-    if (o->c.type == LT_OPT_ADAMW) {
-      lt_adamw_step(t->w, t->g, o->m1[i], o->m2[i], o->vmax[i], t->numel, (float)lr, (float)o->c.beta1,
-                    (float)o->c.beta2, (float)o->c.eps, wd, o->steps);
-      continue;
-    }
-    // torch.optim.SGD: g += wd w; buf = momentum buf + g (buf = g on the first step); w -= lr buf
-    float mom = (float)o->c.momentum, *buf = o->m1[i];
-    for (int64_t k = 0; k < t->numel; k++) {
-      float g = t->g[k] + wd * t->w[k];
-      if (buf) {
-        buf[k] = o->steps == 1 ? g : mom * buf[k] + g;
-        g = buf[k];
-      }
-      t->w[k] -= (float)lr * g;
-    }
-  }
+  // the matrices too small for lt_adamw_step's threads (LoRA's hundreds) shared among the threads, whole; then the
+  // large ones, each by all threads (the same values either way: every element is updated on its own)
+#pragma omp parallel for schedule(dynamic, 1) if (o->n > 1)
+  for (int i = 0; i < o->n; i++)
+    if (o->m->train[i].numel <= LT_ADAMW_PAR) optim_one(o, i, lr);
+  for (int i = 0; i < o->n; i++)
+    if (o->m->train[i].numel > LT_ADAMW_PAR) optim_one(o, i, lr);
 }
 
 int64_t lt_optim_steps(const lt_optim *o) { return o->steps; }
@@ -99,16 +107,20 @@ int lt_optim_state(lt_optim *o, int i, float **m1, float **m2, float **vmax, int
 
 double lt_clip_grad_norm(lt_model *m, double max_norm) {
   double sq = 0;
+  // each matrix's sum in element order on one thread, the sums added in matrix order: the same bits at any threads
+#pragma omp parallel for schedule(dynamic, 1) ordered if (m->ntrain > 1)
   for (int i = 0; i < m->ntrain; i++) {
     const float *g = m->train[i].g;
     double s = 0;
     for (int64_t k = 0; k < m->train[i].numel; k++) s += (double)g[k] * g[k];
+#pragma omp ordered
     sq += s;
   }
   double norm = sqrt(sq);
   if (max_norm > 0) {
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
+#pragma omp parallel for schedule(dynamic, 1) if (m->ntrain > 1)
       for (int i = 0; i < m->ntrain; i++) {
         float *g = m->train[i].g;
         for (int64_t k = 0; k < m->train[i].numel; k++) g[k] *= (float)coef;
