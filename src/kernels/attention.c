@@ -455,9 +455,10 @@ static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
   c->dvT = p;
   p += up16((int64_t)KV * D * L);
   c->di = bwd ? p : NULL;
-  int nrb = bwd ? (int)((T2 + 15) / 16) : 0;  // the backward's row blocks of rows_setup_bwd (instead of head tasks)
+  // then blocks of 32 rows (all heads, the rows read in order): the backward's rows_setup_bwd, the forward's scaled q
+  int nrb = (int)((T2 + 15) / 16);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int task = 0; task < KV + (bwd ? nrb : H); task++) {
+  for (int task = 0; task < KV + nrb; task++) {
     if (task < KV) {
       int kh = task;
       const uint16_t *kr = c->kb + (int64_t)kh * L * D, *vr = c->vb + (int64_t)kh * L * D;
@@ -476,9 +477,15 @@ static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
         memset(c->dvT + (int64_t)kh * D * L, 0, sizeof(float) * (size_t)D * (size_t)L);
       }
     } else {
-      int h = task - KV;
-      if (bwd) rows_setup_bwd(c, g, 16 * h);
-      else scaled_rows_bf16((uint16_t *)(c->qs + (int64_t)h * T * Dh), c->q + (int64_t)h * D, c->HD, T, D, c->scale);
+      int i0 = 16 * (task - KV);
+      if (bwd) {
+        rows_setup_bwd(c, g, i0);
+        continue;
+      }
+      for (int t = 2 * i0; t < T && t < 2 * i0 + 32; t++)
+        for (int h = 0; h < H; h++)
+          scaled_rows_bf16((uint16_t *)(c->qs + ((int64_t)h * T + t) * Dh), c->q + (int64_t)t * c->HD + h * D, c->HD,
+                           1, D, c->scale);
     }
   }
 }
