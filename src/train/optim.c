@@ -105,14 +105,33 @@ int lt_optim_state(lt_optim *o, int i, float **m1, float **m2, float **vmax, int
   return 0;
 }
 
+#define NORM_BLOCK (1 << 16)  // gradient values per partial sum of the norm
+
+// sum of g[k]^2 in double, in eight interleaved partial sums (k mod 8) added in a fixed order
+static double sum_sq(const float *g, int64_t n) {
+  double s[8] = {0};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; j++) s[j] += (double)g[k + j] * g[k + j];
+  for (; k < n; k++) s[k & 7] += (double)g[k] * g[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static int64_t norm_blocks(int64_t n) { return n > 0 ? (n + NORM_BLOCK - 1) / NORM_BLOCK : 0; }
+
 double lt_clip_grad_norm(lt_model *m, double max_norm) {
+  // blocks of NORM_BLOCK values, each summed on one thread, the block sums added in matrix and block order: the same
+  // bits at any number of threads
+  int64_t nb = 0;
+  for (int i = 0; i < m->ntrain; i++) nb += norm_blocks(m->train[i].numel);
   double sq = 0;
-  // each matrix's sum in element order on one thread, the sums added in matrix order: the same bits at any threads
-#pragma omp parallel for schedule(dynamic, 1) ordered if (m->ntrain > 1)
-  for (int i = 0; i < m->ntrain; i++) {
-    const float *g = m->train[i].g;
-    double s = 0;
-    for (int64_t k = 0; k < m->train[i].numel; k++) s += (double)g[k] * g[k];
+#pragma omp parallel for schedule(dynamic, 1) ordered if (nb > 1)
+  for (int64_t b = 0; b < nb; b++) {
+    int i = 0;
+    int64_t j = b;
+    while (j >= norm_blocks(m->train[i].numel)) j -= norm_blocks(m->train[i++].numel);
+    int64_t k0 = j * NORM_BLOCK;
+    double s = sum_sq(m->train[i].g + k0, LT_MIN((int64_t)NORM_BLOCK, m->train[i].numel - k0));
 #pragma omp ordered
     sq += s;
   }
@@ -120,10 +139,13 @@ double lt_clip_grad_norm(lt_model *m, double max_norm) {
   if (max_norm > 0) {
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-#pragma omp parallel for schedule(dynamic, 1) if (m->ntrain > 1)
-      for (int i = 0; i < m->ntrain; i++) {
+#pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
+      for (int64_t b = 0; b < nb; b++) {
+        int i = 0;
+        int64_t j = b;
+        while (j >= norm_blocks(m->train[i].numel)) j -= norm_blocks(m->train[i++].numel);
         float *g = m->train[i].g;
-        for (int64_t k = 0; k < m->train[i].numel; k++) g[k] *= (float)coef;
+        for (int64_t k = j * NORM_BLOCK; k < LT_MIN((j + 1) * NORM_BLOCK, m->train[i].numel); k++) g[k] *= (float)coef;
       }
   }
   return norm;
