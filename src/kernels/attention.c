@@ -238,7 +238,7 @@ static void to_heads_bf16(uint16_t *dst, const float *src, int rows, int nh, int
 }
 
 // Turn on bf16 products (when the CPU has them): the shared bf16 copies of k and v, and for backward (dout given)
-// q and dout (the packed backward passes NULL: its setup makes the rows it reads, head by head).
+// q and dout (the packed backward passes NULL: rows_setup_bwd makes the rows it reads).
 static void att_bf16_setup(att_ctx *c, float *scratch, const float *dout) {
   if (!lt_cpu_has_avx512bf16()) return;
   c->bf = 1;
@@ -428,8 +428,8 @@ TARGET_BF16_ATT static void rows_setup_bwd(const att_ctx *c, const att_grads *g,
 }
 
 // Packed operands (after att_bf16_setup; see att_ctx). Forward (g NULL): K as NT and V as NN panels, scale * q rows.
-// Backward (g given, dout's bf16 copy made): K, V as NT and K as NN panels, scale * q rows, q and dout transposed
-// into row pairs, rowsum(dO * O) per head and row, and the dK^T, dV^T accumulators zeroed.
+// Backward (g given): K, V as NT and K as NN panels, the dK^T, dV^T accumulators zeroed, and rows_setup_bwd's
+// operands (scale * q and dout's bf16 rows, q and dout transposed into row pairs, rowsum(dO * O) per head and row).
 static void att_packed_setup(att_ctx *c, float *scratch, const att_grads *g) {
   int bwd = g != NULL;
   int T = c->T, L = c->L, H = c->H, KV = c->KV, D = c->D, Dh = D / 2;
