@@ -119,6 +119,14 @@ static double sum_sq(const float *g, int64_t n) {
 
 static int64_t norm_blocks(int64_t n) { return n > 0 ? (n + NORM_BLOCK - 1) / NORM_BLOCK : 0; }
 
+// Block b of all trainable gradients (matrix by matrix): its matrix, first value and length.
+static float *norm_block(const lt_model *m, int64_t b, int64_t *n) {
+  int i = 0;
+  while (b >= norm_blocks(m->train[i].numel)) b -= norm_blocks(m->train[i++].numel);
+  *n = LT_MIN((int64_t)NORM_BLOCK, m->train[i].numel - b * NORM_BLOCK);
+  return m->train[i].g + b * NORM_BLOCK;
+}
+
 double lt_clip_grad_norm(lt_model *m, double max_norm) {
   // blocks of NORM_BLOCK values, each summed on one thread, the block sums added in matrix and block order: the same
   // bits at any number of threads
@@ -127,11 +135,9 @@ double lt_clip_grad_norm(lt_model *m, double max_norm) {
   double sq = 0;
 #pragma omp parallel for schedule(dynamic, 1) ordered if (nb > 1)
   for (int64_t b = 0; b < nb; b++) {
-    int i = 0;
-    int64_t j = b;
-    while (j >= norm_blocks(m->train[i].numel)) j -= norm_blocks(m->train[i++].numel);
-    int64_t k0 = j * NORM_BLOCK;
-    double s = sum_sq(m->train[i].g + k0, LT_MIN((int64_t)NORM_BLOCK, m->train[i].numel - k0));
+    int64_t n;
+    const float *g = norm_block(m, b, &n);
+    double s = sum_sq(g, n);
 #pragma omp ordered
     sq += s;
   }
@@ -141,11 +147,9 @@ double lt_clip_grad_norm(lt_model *m, double max_norm) {
     if (coef < 1.0)
 #pragma omp parallel for schedule(dynamic, 1) if (nb > 1)
       for (int64_t b = 0; b < nb; b++) {
-        int i = 0;
-        int64_t j = b;
-        while (j >= norm_blocks(m->train[i].numel)) j -= norm_blocks(m->train[i++].numel);
-        float *g = m->train[i].g;
-        for (int64_t k = j * NORM_BLOCK; k < LT_MIN((j + 1) * NORM_BLOCK, m->train[i].numel); k++) g[k] *= (float)coef;
+        int64_t n;
+        float *g = norm_block(m, b, &n);
+        for (int64_t k = 0; k < n; k++) g[k] *= (float)coef;
       }
   }
   return norm;
