@@ -95,6 +95,9 @@ int lt_gemm_bf16_ex_act(const lt_gemm_nt_out *o, int n, const uint32_t *act, int
 // AVX512-BF16 the products do not read packed copies and lt_bf16_prepack leaves dst unwritten.
 size_t lt_bf16_prepack_bytes(int N, int K);
 void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn);
+// Row `row` of w (N, K) read back from its NT pre-packed copy pk (lt_bf16_prepack(pk, w, N, K, 0)), widened to f32
+// into out (K values): the same values as w's row, without touching w (an embedding lookup on a packed LM head).
+void lt_bf16_prepacked_row(float *out, const uint32_t *pk, int K, int row);
 // y (M,N) (+)= x (M,K) times w^T (nn = 0) or w (nn = 1), reading the panels from pk (lt_bf16_prepack of the same w
 // and nn) when pk is not NULL and the AVX512-BF16 path is in use; otherwise as lt_gemm_bf16_nt / _nn.
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,

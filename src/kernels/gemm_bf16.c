@@ -524,6 +524,17 @@ void lt_bf16_prepack(uint32_t *dst, const uint16_t *w, int N, int K, int nn) {
   }
 }
 
+// Column j of panel jb holds row 64 jb + j of w: its pair q at (jb * kh + q) * NR + j, across the reduction blocks.
+void lt_bf16_prepacked_row(float *out, const uint32_t *pk, int K, int row) {
+  int64_t kh = (K + 1) / 2;
+  const uint32_t *p = pk + (int64_t)(row / NR) * kh * NR + row % NR;
+  for (int64_t q = 0; q < kh; q++) {
+    uint32_t v = p[q * NR];
+    out[2 * q] = lt_bf16_to_f32((uint16_t)v);
+    if (2 * q + 1 < K) out[2 * q + 1] = lt_bf16_to_f32((uint16_t)(v >> 16));
+  }
+}
+
 void lt_gemm_bf16_pk(float *y, const float *x, const uint16_t *w, const uint32_t *pk, int M, int N, int K,
                      int accumulate, int nn, const lt_gemm_scratch *s) {
   lt_gemm_nt_out o = {y, w, N, pk, NULL, NULL};

@@ -51,6 +51,12 @@ void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N) {
     lt_embedding_forward(out, ids, e->w, N, C);
     return;
   }
+  // A packed LM head (tied) serves its rows from the NT copy: the mapping's pages, dropped after packing, stay out
+  // of memory (a row read from it maps a whole 2 MB folio where the page cache keeps large ones).
+  if (e->pk_nt && lt_cpu_has_avx512bf16()) {
+    for (int i = 0; i < N; i++) lt_bf16_prepacked_row(out + (int64_t)i * C, e->pk_nt, C, ids[i]);
+    return;
+  }
   for (int i = 0; i < N; i++) {
     const uint16_t *row = e->bf + (int64_t)ids[i] * C;
     for (int c = 0; c < C; c++) out[(int64_t)i * C + c] = lt_bf16_to_f32(row[c]);

@@ -52,6 +52,17 @@ static void run(int M, int N, int K, int nn, int accumulate, int bf16_path) {
             N, K, accumulate, bf16_path, diff);
   // NT panels built from the NN pre-packed copy of w (the layout training keeps) are the same panels
   if (!nn) {
+    // ... and w's rows read back from the NT copy are w's rows (an embedding lookup on a packed LM head)
+    if (bf16_path) {
+      float *row = malloc(sizeof(float) * (size_t)K);
+      int bad = 0;
+      for (int j = 0; j < N; j++) {
+        lt_bf16_prepacked_row(row, pk, K, j);
+        for (int k = 0; k < K; k++) bad += row[k] != lt_bf16_to_f32(w[(int64_t)j * K + k]);
+      }
+      CHECK_MSG(bad == 0, "NT N=%d K=%d: %d values of the rows read back from the packed copy differ", N, K, bad);
+      free(row);
+    }
     uint32_t *pkn = aligned_alloc(64, lt_bf16_prepack_bytes(K, N));
     lt_bf16_prepack(pkn, w, K, N, 1);
     for (int64_t i = 0; i < (int64_t)M * N; i++) y2[i] = accumulate ? 0.5f : 12345.0f;
