@@ -682,13 +682,13 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
       lt_param_pack(m->lm_head, err))
     return -1;
   // ... and every layer's frozen matrices once, in the NN form (the forward builds its panels from it) and for short
-  // steps the NT form too (lt_model_pack_nt): the products stop packing them, and the mapped originals leave memory
+  // steps (and some of them for longer ones) the NT form too (lt_model_pack_nt): the products stop packing them, and the mapped originals leave memory
   // (the packed copies take their place)
   if (backward && m->ws.gemm.buf && lt_cpu_has_avx512bf16()) {
-    int nt = lt_model_pack_nt(m, (int64_t)B * T);
     for (int l = 0; l < m->cfg.layers; l++)
       for (int j = 0; j < 7; j++) {
         lt_param *w = m->layer[l].proj[j].w;
+        int nt = lt_model_pack_nt(m, (int64_t)B * T, j);
         if (w && w->bf && !w->g && w->ndim == 2 && (nt ? lt_param_pack(w, err) : lt_param_pack_nn(w, err)))
           return -1;
       }

@@ -99,7 +99,9 @@ int lt_param_pack(lt_param *p, lt_err *err) { return param_pack(p, 1, err); }
 // The layers' matrices: the NT panels are built from the NN form (lt_gemm_nt_out.pkt) unless lt_model_pack_nt.
 int lt_param_pack_nn(lt_param *p, lt_err *err) { return param_pack(p, 0, err); }
 
-int lt_model_pack_nt(const lt_model *m, int64_t rows) { return !m->grad_ckpt && rows <= LT_PACK_NT_ROWS; }
+int lt_model_pack_nt(const lt_model *m, int64_t rows, int j) {
+  return !m->grad_ckpt && (rows <= LT_PACK_NT_ROWS || (j != LT_GATE && j != LT_UP));
+}
 
 // bf16 copies of trainable matrices (bf16 compute): products use them as autocast uses its per-step casts.
 static void refresh_shadows(lt_model *m) {

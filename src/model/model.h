@@ -173,13 +173,15 @@ int lt_model_prepare(lt_model *m, lt_err *err);
 int lt_param_pack(lt_param *p, lt_err *err);
 int lt_param_pack_nn(lt_param *p, lt_err *err);
 void lt_param_unpack(lt_param *p);
-// 1 when a training step of `rows` tokens keeps the layers' frozen matrices in the NT form as well as the NN form
-// (forward.c packs them so; lt_plan counts it): building the forward product's NT panels from the NN form costs
-// each matrix about 0.5 ms per 8.7 MB, 5-6% of its product at 512 rows but 1.5% at 2048, so the copies (as much
-// memory again as the NN form, 0.7 GB for a 0.5B model) are kept only for steps of at most LT_PACK_NT_ROWS rows,
-// and never under activation checkpointing (which asks for memory before speed).
+// 1 when a training step of `rows` tokens keeps projection j's frozen matrix (LT_Q..LT_DOWN) in the NT form as well
+// as the NN form (forward.c packs them so; lt_plan counts it): building the forward product's NT panels from the NN
+// form costs each matrix about 0.5 ms per 8.7 MB, 5-6% of its product at 512 rows, so the copies (as much memory
+// again as the NN form, 0.7 GB for a 0.5B model) are kept for every projection of steps of at most
+// LT_PACK_NT_ROWS rows; above it for the attention projections and the down projection only (measured 2-4% of their
+// products at 2048 rows, against 1-2% for gate and up: 12.9 of the 29.8 MB a Qwen2.5-0.5B layer would take), and
+// never under activation checkpointing (which asks for memory before speed).
 #define LT_PACK_NT_ROWS 1024
-int lt_model_pack_nt(const lt_model *m, int64_t rows);
+int lt_model_pack_nt(const lt_model *m, int64_t rows, int j);
 
 // forward.c
 // y (N,out) (+)= x W^T with W's f32 or bf16 view; dx (N,in) (+)= dy W

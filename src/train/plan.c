@@ -63,12 +63,12 @@ static int64_t optim_bytes(const lt_model *m, const lt_train_args *a, int layers
   return n * states * (int64_t)sizeof(float);
 }
 
-// p is one of the layers' projection matrices
-static int is_proj(const lt_model *m, const lt_param *p) {
+// which of a layer's projections p is the matrix of (LT_Q..LT_DOWN), or -1
+static int proj_of(const lt_model *m, const lt_param *p) {
   for (int l = 0; l < m->cfg.layers; l++)
     for (int j = 0; j < 7; j++)
-      if (m->layer[l].proj[j].w == p) return 1;
-  return 0;
+      if (m->layer[l].proj[j].w == p) return j;
+  return -1;
 }
 
 // What the model's views cost for a checkpoint stored at `stored` bytes per element and memory-mapped: the mapped
@@ -84,12 +84,12 @@ static int64_t real_bytes(const lt_model *m, int stored, int layers, int64_t row
     if (!want_bf && !(stored == 4 && !tr)) b += p->numel * 4;  // an f32 copy (unless the F32 mapping serves)
     if (bf16 && mat && (tr || stored != 2)) b += p->numel * 2;  // a bf16 copy (unless the BF16 mapping serves)
     if (tr) b += p->numel * 4;
-    // packed once for training (forward.c): the LM head in both forms, the layers' matrices in the NN form and for
-    // short steps the NT form too (lt_model_pack_nt); a packed matrix served by the BF16 mapping leaves memory
-    int head = p == m->lm_head, proj = is_proj(m, p);
-    if ((head || proj) && want_bf && lt_cpu_has_avx512bf16()) {
+    // packed once for training (forward.c): the LM head in both forms, the layers' matrices in the NN form and the
+    // NT form too where lt_model_pack_nt says so; a packed matrix served by the BF16 mapping leaves memory
+    int head = p == m->lm_head, proj = proj_of(m, p);
+    if ((head || proj >= 0) && want_bf && lt_cpu_has_avx512bf16()) {
       int N = (int)p->shape[0], K = (int)p->shape[1];
-      int nt = head || lt_model_pack_nt(m, rows);
+      int nt = head || lt_model_pack_nt(m, rows, proj);
       b += (int64_t)lt_bf16_prepack_bytes(K, N) + (nt ? (int64_t)lt_bf16_prepack_bytes(N, K) : 0);
       if (stored == 2) b -= p->numel * 2;
     }
