@@ -178,7 +178,7 @@ void lt_param_unpack(lt_param *p);
 // form costs each matrix about 0.5 ms per 8.7 MB, 5-6% of its product at 512 rows, so the copies (as much memory
 // again as the NN form, 0.7 GB for a 0.5B model) are kept for every projection of steps of at most
 // LT_PACK_NT_ROWS rows; above it for the attention projections and the down projection only (measured 2-4% of their
-// products at 2048 rows, against 1-2% for gate and up: 12.9 of the 29.8 MB a Qwen2.5-0.5B layer would take), and
+// products at 2048 rows, against 1-2% for gate and up: 12.4 of the 29.8 MB a Qwen2.5-0.5B layer would take), and
 // never under activation checkpointing (which asks for memory before speed).
 #define LT_PACK_NT_ROWS 1024
 int lt_model_pack_nt(const lt_model *m, int64_t rows, int j);
