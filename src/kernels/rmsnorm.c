@@ -83,6 +83,24 @@ void lt_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, i
   }
 }
 
+// yb[c] = bf16(w[c] * (x[c] * r)): scale_row16's values rounded as lt_f32_to_bf16_st rounds them (32 at a time by
+// the instruction, the last C % 32 one by one), without the f32 row in between
+#define TARGET_BF16_RMS __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+TARGET_BF16_RMS static void scale_row_b16(uint16_t *yb, const float *x, const float *w, float r, int C) {
+  __m512 vr = _mm512_set1_ps(r);
+  int c = 0;
+  for (; c + 32 <= C; c += 32) {
+    __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(w + c), _mm512_mul_ps(_mm512_loadu_ps(x + c), vr));
+    __m512 hi = _mm512_mul_ps(_mm512_loadu_ps(w + c + 16), _mm512_mul_ps(_mm512_loadu_ps(x + c + 16), vr));
+    _mm512_storeu_si512((void *)(yb + c), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+  if (c < C) {
+    float buf[32];
+    scale_row16(buf, x + c, w + c, r, C - c);
+    lt_f32_to_bf16_st(yb + c, buf, C - c);
+  }
+}
+
 // The same, y's values also (or only, y NULL) rounded to bf16 into yb: rows of 2 * ceil(C/2) values (an odd C's last
 // padded with 0), rounded as the bf16 GEMM's input conversion rounds (lt_f32_to_bf16_st): the GEMM's input rows
 // for y. AVX512-BF16 only.
@@ -96,6 +114,12 @@ void lt_rmsnorm_forward_b16(float *y, uint16_t *yb, float *rstd, const float *x,
     const float *xr = x + (int64_t)n * C;
     float var = (float)(rowsum(xr, NULL, NULL, C, avx) / C);
     float r = 1.0f / sqrtf(var + eps);
+    if (!y && avx) {  // the bf16 row alone
+      scale_row_b16(yb + n * ldb, xr, w, r, C);
+      if (C & 1) yb[n * ldb + C] = 0;
+      if (rstd) rstd[n] = r;
+      continue;
+    }
     float buf[RMS_CHUNK];
     for (int c0 = 0; c0 < C; c0 += RMS_CHUNK) {  // chunks of 512 (a multiple of 32): the same rounding per block
       int cn = C - c0 < RMS_CHUNK ? C - c0 : RMS_CHUNK;

@@ -304,6 +304,22 @@ static void test_rmsnorm(int N, int C, float eps, int nsample) {
     check_equal("rmsnorm dx portable", dx3, dx, nx);
     free(y3), free(r3), free(dx3);
   }
+  // the bf16 rows for the products (rows of C rounded up to even, the odd C's last 0): y rounded as
+  // lt_f32_to_bf16_st rounds it, whether y is written too or not
+  if (lt_cpu_has_avx512bf16()) {
+    int64_t ld = 2 * (int64_t)((C + 1) / 2), nb = (int64_t)N * ld;
+    uint16_t *want = calloc((size_t)nb, 2), *yb = malloc(2 * (size_t)nb), *yb2 = malloc(2 * (size_t)nb);
+    float *y4 = falloc(nx), *r4 = falloc(N);
+    for (int n = 0; n < N; n++) lt_f32_to_bf16_st(want + n * ld, y + (int64_t)n * C, C);
+    memset(yb, 0xff, 2 * (size_t)nb), memset(yb2, 0xff, 2 * (size_t)nb);
+    lt_rmsnorm_forward_b16(y4, yb, r4, x, w, N, C, eps);
+    lt_rmsnorm_forward_b16(NULL, yb2, NULL, x, w, N, C, eps);
+    CHECK_MSG(!memcmp(yb, want, 2 * (size_t)nb), "rmsnorm bf16 rows (with y) N=%d C=%d: not y's rounding", N, C);
+    CHECK_MSG(!memcmp(yb2, want, 2 * (size_t)nb), "rmsnorm bf16 rows alone N=%d C=%d: not y's rounding", N, C);
+    check_equal("rmsnorm bf16 y", y4, y, nx);
+    check_equal("rmsnorm bf16 rstd", r4, rstd, N);
+    free(want), free(yb), free(yb2), free(y4), free(r4);
+  }
   free(x), free(w), free(y), free(rstd), free(R), free(c.x), free(c.w), free(c.R), free(yr), free(rr), free(dx), free(dw);
   free(ax), free(aw), free(bx), free(bw), free(dx2), free(dw2);
 }
@@ -954,6 +970,7 @@ int main(void) {
   test_rmsnorm(3, 13, 1e-6f, 1000);
   test_rmsnorm(64, 600, 1e-5f, 60);
   test_rmsnorm(2, 25, 1e-6f, 1000);  // three whole 8-lane steps and a one-element tail
+  test_rmsnorm(3, 1000, 1e-6f, 100);  // bf16 rows: a 512-value chunk, then 15 blocks of 32 and an 8-value tail
 
   test_rope(5, 3, 8, 1000);
   test_rope(5, 2, 16, 1000);
