@@ -53,7 +53,9 @@ void lt_embed_lookup(const lt_param *e, float *out, const int32_t *ids, int N) {
   }
   // A packed LM head (tied) serves its rows from the NT copy: the mapping's pages, dropped after packing, stay out
   // of memory (a row read from it maps a whole 2 MB folio where the page cache keeps large ones).
+  // Each row gathers one value pair per 256-byte line there: the threads share the rows.
   if (e->pk_nt && lt_cpu_has_avx512bf16()) {
+#pragma omp parallel for schedule(static) if (N >= 64)
     for (int i = 0; i < N; i++) lt_bf16_prepacked_row(out + (int64_t)i * C, e->pk_nt, C, ids[i]);
     return;
   }
