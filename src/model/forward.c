@@ -683,9 +683,9 @@ static int loss_impl(lt_model *m, const int32_t *ids, const int32_t *mask, const
   if (backward && m->ws.gemm.buf && m->lm_head->bf && !m->lm_head->g && lt_cpu_has_avx512bf16() &&
       lt_param_pack(m->lm_head, err))
     return -1;
-  // ... and every layer's frozen matrices once, in the NN form (the forward builds its panels from it) and for short
-  // steps (and some of them for longer ones) the NT form too (lt_model_pack_nt): the products stop packing them, and the mapped originals leave memory
-  // (the packed copies take their place)
+  // ... and every layer's frozen matrices once, in the NN form (the forward builds its panels from it) and where
+  // lt_model_pack_nt says so (every one for short steps, some for longer ones) the NT form too: the products stop
+  // packing them, and the mapped originals leave memory (the packed copies take their place)
   if (backward && m->ws.gemm.buf && lt_cpu_has_avx512bf16()) {
     for (int l = 0; l < m->cfg.layers; l++)
       for (int j = 0; j < 7; j++) {
